@@ -1,0 +1,382 @@
+import { ProtocolError } from "./errors.js";
+
+/**
+ * Anything a {@link Headers} can be built from: another `Headers` (ours or WHATWG's), a plain object
+ * whose values are a string or an array of strings (`undefined` values are skipped), an array of
+ * `[name, value]` pairs, or a `Map`.
+ */
+export type HeadersInit =
+  | Headers
+  | globalThis.Headers
+  | Readonly<Record<string, string | number | readonly string[] | undefined>>
+  | Iterable<readonly [string, string]>;
+
+// RFC 9110 §5.6.2 token characters, as a lookup table indexed by char code.
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+
+/** True when `name` is a valid RFC 9110 field name (a non-empty token). */
+export function isToken(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Checks a header name and value about to be sent, and returns the value with surrounding
+ * whitespace trimmed. Throws {@link ProtocolError} for a name that is not a token, or a value with
+ * CR, LF, NUL or another control character (header injection is refused, never rewritten), or a
+ * character Node cannot send (above U+00FF).
+ */
+export function validateHeader(name: string, value: string): string {
+  if (!isToken(name)) {
+    throw new ProtocolError(
+      `invalid header name ${JSON.stringify(name)}: a header name must be an RFC 9110 token`,
+      {
+        code: "HW_INVALID_HEADER",
+      },
+    );
+  }
+  const trimmed = trimOws(value);
+  for (let i = 0; i < trimmed.length; i++) {
+    const c = trimmed.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
+      const what =
+        c === 0x0d ? "CR" : c === 0x0a ? "LF" : c === 0 ? "NUL" : `control character 0x${c.toString(16)}`;
+      throw new ProtocolError(
+        `invalid value for header ${name}: it contains ${what}; header values may not contain CR, LF, NUL or control characters`,
+        { code: "HW_INVALID_HEADER" },
+      );
+    }
+    if (c > 0xff) {
+      throw new ProtocolError(
+        `invalid value for header ${name}: character U+${c.toString(16).toUpperCase().padStart(4, "0")} is not Latin-1; percent-encode it (RFC 8187)`,
+        { code: "HW_INVALID_HEADER" },
+      );
+    }
+  }
+  return trimmed;
+}
+
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/**
+ * `x-foo-BAR` → `X-Foo-Bar`: the first letter and each letter after `-` upper case, the rest lower
+ * case. Does not validate.
+ */
+export function canonicalHeaderKey(name: string): string {
+  let out = "";
+  let upper = true;
+  for (const ch of name) {
+    out += upper ? ch.toUpperCase() : ch.toLowerCase();
+    upper = ch === "-";
+  }
+  return out;
+}
+
+/**
+ * An ordered, case-insensitive, multi-valued header list that keeps the case each name was given.
+ * Names and values are validated when set (see {@link validateHeader}).
+ *
+ * ```ts
+ * const h = new Headers({ "Content-Type": "text/plain" });
+ * h.append("Set-Cookie", "a=1"); h.append("Set-Cookie", "b=2");
+ * h.get("content-type"); // "text/plain"
+ * h.getAll("set-cookie"); // ["a=1", "b=2"]
+ * ```
+ */
+export class Headers implements Iterable<[string, string]> {
+  // Parallel arrays: names as given, their lower-case form for lookups, and values.
+  #names: string[] = [];
+  #keys: string[] = [];
+  #values: string[] = [];
+
+  constructor(init?: HeadersInit) {
+    if (init !== undefined && init !== null) this.#fill(init);
+  }
+
+  /**
+   * Builds headers from a flat `[name, value, name, value, ...]` list that a parser has already
+   * validated (Node's `rawHeaders`), without checking them again. Do not pass caller input here.
+   */
+  static fromTrusted(flat: readonly string[]): Headers {
+    const h = new Headers();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const name = flat[i]!;
+      h.#names.push(name);
+      h.#keys.push(name.toLowerCase());
+      h.#values.push(flat[i + 1]!);
+    }
+    return h;
+  }
+
+  #fill(init: HeadersInit): void {
+    if (init instanceof Headers) {
+      this.#names = init.#names.slice();
+      this.#keys = init.#keys.slice();
+      this.#values = init.#values.slice();
+      return;
+    }
+    if (isIterable(init)) {
+      for (const pair of init as Iterable<readonly [string, string]>) {
+        if (!Array.isArray(pair) || pair.length !== 2) {
+          throw new ProtocolError("header pairs must be [name, value] arrays", { code: "HW_INVALID_HEADER" });
+        }
+        this.append(String(pair[0]), String(pair[1]));
+      }
+      return;
+    }
+    for (const [name, value] of Object.entries(init)) {
+      if (value === undefined) continue;
+      if (Array.isArray(value)) {
+        for (const v of value as readonly string[]) this.append(name, String(v));
+      } else {
+        this.append(name, String(value));
+      }
+    }
+  }
+
+  /** The number of entries (a multi-valued name counts once per value). */
+  get size(): number {
+    return this.#names.length;
+  }
+
+  #index(name: string, from = 0): number {
+    const key = name.toLowerCase();
+    const keys = this.#keys;
+    for (let i = from; i < keys.length; i++) if (keys[i] === key) return i;
+    return -1;
+  }
+
+  /** The first value of `name`, or `null` when absent. */
+  get(name: string): string | null {
+    const i = this.#index(name);
+    return i < 0 ? null : this.#values[i]!;
+  }
+
+  /** Every value of `name`, in the order they were added. */
+  getAll(name: string): string[] {
+    const key = name.toLowerCase();
+    const out: string[] = [];
+    for (let i = 0; i < this.#keys.length; i++) if (this.#keys[i] === key) out.push(this.#values[i]!);
+    return out;
+  }
+
+  /** True when `name` is present, even with an empty value. */
+  has(name: string): boolean {
+    return this.#index(name) >= 0;
+  }
+
+  /** Replaces every value of `name` with `value`, keeping the position of the first one. */
+  set(name: string, value: string): this {
+    const v = validateHeader(name, value);
+    const i = this.#index(name);
+    if (i < 0) {
+      this.#push(name, v);
+      return this;
+    }
+    this.#names[i] = name;
+    this.#values[i] = v;
+    this.#deleteFrom(name.toLowerCase(), i + 1);
+    return this;
+  }
+
+  /** Adds one more entry for `name` (a new line on the wire, never joined). */
+  append(name: string, value: string): this {
+    this.#push(name, validateHeader(name, value));
+    return this;
+  }
+
+  #push(name: string, value: string): void {
+    this.#names.push(name);
+    this.#keys.push(name.toLowerCase());
+    this.#values.push(value);
+  }
+
+  /** Removes every value of `name`. Returns true when something was removed. */
+  delete(name: string): boolean {
+    const before = this.#names.length;
+    this.#deleteFrom(name.toLowerCase(), 0);
+    return this.#names.length !== before;
+  }
+
+  #deleteFrom(key: string, from: number): void {
+    let w = from;
+    for (let r = from; r < this.#keys.length; r++) {
+      if (this.#keys[r] === key) continue;
+      if (w !== r) {
+        this.#names[w] = this.#names[r]!;
+        this.#keys[w] = this.#keys[r]!;
+        this.#values[w] = this.#values[r]!;
+      }
+      w++;
+    }
+    this.#names.length = w;
+    this.#keys.length = w;
+    this.#values.length = w;
+  }
+
+  /** HTTP.jl's `appendheader`: joins with the last entry when it has the same name (not Set-Cookie). */
+  appendJoined(name: string, value: string): this {
+    const v = validateHeader(name, value);
+    const last = this.#keys.length - 1;
+    const key = name.toLowerCase();
+    if (last >= 0 && this.#keys[last] === key && key !== "set-cookie") {
+      this.#values[last] = `${this.#values[last]},${v}`;
+    } else {
+      this.#push(name, v);
+    }
+    return this;
+  }
+
+  /** A copy that can be changed independently. */
+  clone(): Headers {
+    return new Headers(this);
+  }
+
+  /** `[name, value]` pairs in insertion order, with the case they were given. */
+  *entries(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i]!, this.#values[i]!];
+  }
+
+  /** The names in insertion order (repeated for multi-valued names). */
+  *keys(): IterableIterator<string> {
+    yield* this.#names;
+  }
+
+  /** The values in insertion order. */
+  *values(): IterableIterator<string> {
+    yield* this.#values;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: string, name: string, headers: this) => void): void {
+    for (let i = 0; i < this.#names.length; i++) fn(this.#values[i]!, this.#names[i]!, this);
+  }
+
+  /**
+   * The flat `[name, value, ...]` list Node's `writeHead` and `http2` accept, without copying
+   * per entry.
+   */
+  toFlat(): string[] {
+    const out = new Array<string>(this.#names.length * 2);
+    for (let i = 0; i < this.#names.length; i++) {
+      out[2 * i] = this.#names[i]!;
+      out[2 * i + 1] = this.#values[i]!;
+    }
+    return out;
+  }
+
+  /** A plain object: lower-case names, a string for one value, an array for several. */
+  toObject(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = Object.create(null);
+    for (let i = 0; i < this.#keys.length; i++) {
+      const k = this.#keys[i]!;
+      const prev = out[k];
+      if (prev === undefined) out[k] = this.#values[i]!;
+      else if (Array.isArray(prev)) prev.push(this.#values[i]!);
+      else out[k] = [prev, this.#values[i]!];
+    }
+    return out;
+  }
+
+  toJSON(): [string, string][] {
+    return [...this.entries()];
+  }
+
+  /** A WHATWG `Headers` with the same entries (multiple values are appended, as WHATWG joins them). */
+  toWeb(): globalThis.Headers {
+    const h = new globalThis.Headers();
+    for (let i = 0; i < this.#names.length; i++) h.append(this.#names[i]!, this.#values[i]!);
+    return h;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "Headers";
+  }
+}
+
+function isIterable(x: unknown): boolean {
+  return (
+    typeof x === "object" && x !== null && typeof (x as Iterable<unknown>)[Symbol.iterator] === "function"
+  );
+}
+
+/** Anything that carries headers: a `Headers`, or a message with a `headers` field. */
+export type HeaderCarrier = Headers | { readonly headers: Headers };
+
+function headersOf(h: HeaderCarrier): Headers {
+  return h instanceof Headers ? h : h.headers;
+}
+
+/** The first value of `name`, or `fallback` (default `""`). HTTP.jl's `header`. */
+export function header(msg: HeaderCarrier, name: string, fallback = ""): string {
+  return headersOf(msg).get(name) ?? fallback;
+}
+
+/**
+ * With two arguments: true when the first value of `name` is non-empty (HTTP.jl's `hasheader`; use
+ * `headers.has` to test presence). With a value: true when any value equals it, ASCII case-insensitively.
+ */
+export function hasHeader(msg: HeaderCarrier, name: string, value?: string): boolean {
+  const h = headersOf(msg);
+  if (value === undefined) return (h.get(name) ?? "") !== "";
+  const want = value.toLowerCase();
+  return h.getAll(name).some((v) => v.toLowerCase() === want);
+}
+
+/**
+ * True when a comma-separated value of `name` contains `token` (OWS trimmed, case-insensitive),
+ * e.g. `headerContains(req, "Connection", "close")`.
+ */
+export function headerContains(msg: HeaderCarrier, name: string, token: string): boolean {
+  const want = token.toLowerCase();
+  for (const v of headersOf(msg).getAll(name)) {
+    for (const part of v.split(",")) if (trimOws(part).toLowerCase() === want) return true;
+  }
+  return false;
+}
+
+/** Replaces every value of `name` (HTTP.jl's `setheader`). */
+export function setHeader(msg: HeaderCarrier, name: string, value: string): void {
+  headersOf(msg).set(name, value);
+}
+
+/** HTTP.jl's `appendheader`: joins with `","` when the last entry has the same name (not Set-Cookie). */
+export function appendHeader(msg: HeaderCarrier, name: string, value: string): void {
+  headersOf(msg).appendJoined(name, value);
+}
+
+/** Removes every value of `name`. */
+export function removeHeader(msg: HeaderCarrier, name: string): void {
+  headersOf(msg).delete(name);
+}
+
+/** Sets `name` only when it is absent (HTTP.jl's `defaultheader!`). */
+export function defaultHeader(msg: HeaderCarrier, name: string, value: string): void {
+  const h = headersOf(msg);
+  if (!h.has(name)) h.append(name, value);
+}
+
+/** A `Headers` from any {@link HeadersInit}; `undefined`/`null` give an empty one. */
+export function toHeaders(init?: HeadersInit | null): Headers {
+  return init instanceof Headers ? init : new Headers(init ?? undefined);
+}

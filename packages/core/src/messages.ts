@@ -1,0 +1,259 @@
+import { RequestContext } from "./context.js";
+import { ArgumentError, ParseError } from "./errors.js";
+import { Headers, type HeadersInit } from "./headers.js";
+
+/** The HTTP version a message was exchanged with. */
+export type HTTPVersion = "1.0" | "1.1" | "2";
+
+/**
+ * A message body: bytes (buffered, replayable) or an async iterable of chunks (streamed once).
+ * A string given to a constructor is stored as UTF-8 bytes.
+ */
+export type Body = Uint8Array | AsyncIterable<Uint8Array>;
+
+/** What a constructor accepts as a body. */
+export type BodyInit = Body | string | ArrayBuffer | null | undefined;
+
+const EMPTY = new Uint8Array(0);
+
+/** Turns a {@link BodyInit} into a {@link Body}: strings become UTF-8 bytes, nothing becomes empty bytes. */
+export function toBody(body: BodyInit): Body {
+  if (body === undefined || body === null) return EMPTY;
+  if (typeof body === "string") return Buffer.from(body, "utf8");
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === "function") return body;
+  throw new ArgumentError(`unsupported body type ${Object.prototype.toString.call(body)}`);
+}
+
+function bytesOf(body: Body, what: string): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  throw new ArgumentError(
+    `${what} body is a stream; read it (for await) or buffer it before calling text()/json()`,
+  );
+}
+
+const decoder = new TextDecoder("utf-8");
+
+function decodeText(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  const text = decodeText(bytes);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ParseError(`body is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Options of {@link Request}. */
+export interface RequestInit {
+  headers?: HeadersInit;
+  body?: BodyInit;
+  trailers?: HeadersInit;
+  /** Cancellation, deadline and metadata; a new one is made when absent. */
+  context?: RequestContext;
+  /** Default `'1.1'`. */
+  version?: HTTPVersion;
+  /** The absolute URL, when known (the client sets it; the server derives it from Host). */
+  url?: string;
+}
+
+/**
+ * An HTTP request: method, target, headers, body and trailers.
+ *
+ * ```ts
+ * const req = new Request("POST", "/items", { headers: { "Content-Type": "application/json" }, body: '{"a":1}' });
+ * req.json(); // { a: 1 }
+ * ```
+ */
+export class Request {
+  readonly method: string;
+  /** The request target as sent: origin form (`/path?q`), absolute form, authority or `*`. */
+  target: string;
+  headers: Headers;
+  body: Body;
+  trailers: Headers;
+  context: RequestContext;
+  version: HTTPVersion;
+  /** The absolute URL, when known. */
+  url: string | undefined;
+
+  constructor(method: string, target: string, init: RequestInit = {}) {
+    if (!method) throw new ArgumentError("request method must not be empty");
+    if (!target) throw new ArgumentError("request target must not be empty");
+    this.method = method.toUpperCase();
+    this.target = target;
+    this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+    this.body = toBody(init.body);
+    this.trailers = init.trailers instanceof Headers ? init.trailers : new Headers(init.trailers);
+    this.context = init.context ?? new RequestContext();
+    this.version = init.version ?? "1.1";
+    this.url = init.url;
+  }
+
+  /** The body decoded as UTF-8. Throws `ArgumentError` for a streamed body. */
+  text(): string {
+    return decodeText(bytesOf(this.body, "request"));
+  }
+
+  /** The body parsed as JSON. Throws `ParseError` for invalid JSON. */
+  json<T = unknown>(): T {
+    return parseJson(bytesOf(this.body, "request")) as T;
+  }
+
+  /** The signal that aborts when the request is cancelled (the peer left, a timeout fired). */
+  get signal(): AbortSignal {
+    return this.context.signal;
+  }
+}
+
+/** Options of {@link Response}. */
+export interface ResponseInit {
+  headers?: HeadersInit;
+  body?: BodyInit;
+  /** The reason phrase; empty means the standard one is sent. */
+  reason?: string;
+  trailers?: HeadersInit;
+  version?: HTTPVersion;
+}
+
+/**
+ * An HTTP response. On the client `body` is the buffered bytes; a server handler may also give an
+ * async iterable, which is streamed.
+ *
+ * ```ts
+ * return new Response(200, { headers: { "Content-Type": "text/plain" }, body: "hello" });
+ * ```
+ */
+export class Response<B extends Body = Body> {
+  readonly status: number;
+  reason: string;
+  headers: Headers;
+  body: B;
+  trailers: Headers;
+  version: HTTPVersion;
+  /** On the client: the absolute URL of the final request. */
+  url: string | undefined;
+  /** On the client: the request that produced this response (after redirects). */
+  request: Request | undefined;
+  /** On the client: the redirect response before this one. */
+  previous: Response | undefined;
+  /** On the client: how many redirects were followed to get here. */
+  redirectCount = 0;
+
+  constructor(status: number, init: ResponseInit = {}) {
+    if (!Number.isInteger(status) || status < 100 || status > 999) {
+      throw new ArgumentError(`response status must be an integer from 100 to 999, got ${status}`);
+    }
+    this.status = status;
+    this.reason = init.reason ?? "";
+    this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+    this.body = toBody(init.body) as B;
+    this.trailers = init.trailers instanceof Headers ? init.trailers : new Headers(init.trailers);
+    this.version = init.version ?? "1.1";
+    this.url = undefined;
+    this.request = undefined;
+    this.previous = undefined;
+  }
+
+  /** True for 2xx. */
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  /** The body decoded as UTF-8. Throws `ArgumentError` for a streamed body. */
+  text(): string {
+    return decodeText(bytesOf(this.body, "response"));
+  }
+
+  /** The body parsed as JSON. Throws `ParseError` for invalid JSON. */
+  json<T = unknown>(): T {
+    return parseJson(bytesOf(this.body, "response")) as T;
+  }
+}
+
+/** Reads a body to the end into one `Uint8Array` (bytes are returned as they are). */
+export async function readBody(body: Body, limit = 0): Promise<Uint8Array> {
+  if (body instanceof Uint8Array) return body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (limit > 0 && size > limit) throw new ArgumentError(`body is larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  return Buffer.concat(chunks, size);
+}
+
+function webBody(body: Body): Uint8Array | ReadableStream<Uint8Array> | null {
+  if (body instanceof Uint8Array) return body.byteLength === 0 ? null : body;
+  const it = body[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+}
+
+const NO_BODY_METHODS = new Set(["GET", "HEAD"]);
+
+/** A WHATWG `Request` for `req` (its `url` or `base` resolves a relative target). */
+export function toWebRequest(req: Request, base?: string): globalThis.Request {
+  const url = req.url ?? new URL(req.target, base ?? "http://localhost").href;
+  const body = NO_BODY_METHODS.has(req.method) ? null : webBody(req.body);
+  const init: globalThis.RequestInit & { duplex?: "half" } = {
+    method: req.method,
+    headers: req.headers.toWeb(),
+    body,
+    signal: req.signal,
+  };
+  if (body instanceof ReadableStream) init.duplex = "half";
+  return new globalThis.Request(url, init);
+}
+
+/** Our `Request` from a WHATWG one; the body is streamed, not buffered. */
+export function fromWebRequest(req: globalThis.Request): Request {
+  const url = new URL(req.url);
+  return new Request(req.method, url.pathname + url.search, {
+    headers: new Headers(req.headers),
+    body: req.body ? (req.body as unknown as AsyncIterable<Uint8Array>) : undefined,
+    context: new RequestContext({ signal: req.signal }),
+    url: req.url,
+  });
+}
+
+/** A WHATWG `Response` for `res`. */
+export function toWebResponse(res: Response): globalThis.Response {
+  const noBody = res.status === 204 || res.status === 304 || res.status < 200;
+  return new globalThis.Response(noBody ? null : webBody(res.body), {
+    status: res.status < 200 ? 200 : res.status,
+    statusText: res.reason,
+    headers: res.headers.toWeb(),
+  });
+}
+
+/** Our `Response` from a WHATWG one; the body is streamed, not buffered. */
+export function fromWebResponse(res: globalThis.Response): Response {
+  const headers = new Headers();
+  res.headers.forEach((value, name) => {
+    if (name === "set-cookie") return;
+    headers.append(name, value);
+  });
+  for (const cookie of res.headers.getSetCookie()) headers.append("Set-Cookie", cookie);
+  const out = new Response(res.status, {
+    headers,
+    reason: res.statusText,
+    body: res.body ? (res.body as unknown as AsyncIterable<Uint8Array>) : undefined,
+  });
+  if (res.url) out.url = res.url;
+  return out;
+}

@@ -1,0 +1,2 @@
+// The public surface of @hyperwire/server. It gets its content from its own issue.
+export {};
