@@ -12,7 +12,10 @@ if (existsSync(results)) {
   const json = JSON.parse(readFileSync(results, "utf8"));
   passed = json.numPassedTests ?? 0;
   // A suite that fails to load has no tests in it; count it as one failure so it cannot pass silently.
-  failed = (json.numFailedTests ?? 0) + (json.testResults ?? []).filter((r) => r.status === "failed" && (r.assertionResults ?? []).length === 0).length;
+  failed =
+    (json.numFailedTests ?? 0) +
+    (json.testResults ?? []).filter((r) => r.status === "failed" && (r.assertionResults ?? []).length === 0)
+      .length;
 } else {
   failed = 1;
 }

@@ -54,6 +54,20 @@ export {
   toWebResponse,
 } from "./messages.js";
 export {
+  isLoopbackHost,
+  NoProxy,
+  ProxyConfig,
+  type ProxyConfigOptions,
+  type ProxyInit,
+  parseProxyUrl,
+  proxyAuthorization,
+  proxyFromEnvironment,
+  proxyPort,
+  proxyUrl,
+  redactProxyUrl,
+} from "./proxy.js";
+export { STATUS_TEXTS, statusText } from "./status.js";
+export {
   checkTimeout,
   Deadline,
   IdleTimer,
@@ -62,3 +76,13 @@ export {
   TIMEOUT_DEFAULTS,
   type TimeoutOptions,
 } from "./timeouts.js";
+export {
+  buildQuery,
+  escapeUri,
+  mergeDefaultQuery,
+  mergeQuery,
+  parseQuery,
+  parseQueryPairs,
+  type QueryInit,
+  unescapeUri,
+} from "./url.js";

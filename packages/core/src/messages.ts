@@ -235,7 +235,7 @@ export function fromWebRequest(req: globalThis.Request): Request {
 export function toWebResponse(res: Response): globalThis.Response {
   const noBody = res.status === 204 || res.status === 304 || res.status < 200;
   return new globalThis.Response(noBody ? null : webBody(res.body), {
-    status: res.status < 200 ? 200 : res.status,
+    status: Math.max(res.status, 200),
     statusText: res.reason,
     headers: res.headers.toWeb(),
   });
