@@ -1,0 +1,260 @@
+// The HTTP/1.1 engine: a node:http parser/serializer that is never bound to a port. The Server owns
+// the listening socket and hands each accepted connection to `accept`, so another engine (HTTP/2)
+// can take connections from the same listener later without touching the per-request path.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { ResolvedServerOptions } from "./options.js";
+import { cancelRequest, finishRequest, type ServerRequest } from "./request.js";
+
+/** Where a connection's bookkeeping hangs off its socket (one property per connection, not per request). */
+export const kConn = Symbol("hyperwire.conn");
+
+/** One HTTP/1 connection's bookkeeping. */
+export interface Conn {
+  readonly socket: Socket;
+  readonly engine: Http1Engine;
+  /** Requests whose response has not ended yet. */
+  active: number;
+  /** Those requests: their contexts are cancelled when the socket closes under them. */
+  readonly requests: ServerRequest[];
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+type ConnSocket = Socket & { [kConn]?: Conn };
+
+/** What runs a request once the engine parsed its head. */
+export type RequestRunner = (req: IncomingMessage, res: ServerResponse, conn: Conn) => void;
+
+/** The connection of a request (set by {@link Http1Engine.accept}). */
+export function connOf(req: IncomingMessage): Conn {
+  return (req.socket as ConnSocket)[kConn]!;
+}
+
+/** {@link scanHead} flag: the request has a body (`Content-Length` or `Transfer-Encoding`). */
+export const HAS_BODY = 1;
+/** {@link scanHead} flag: more than one `Host` header (RFC 9112 §3.2 says 400). */
+export const DUPLICATE_HOST = 2;
+
+/**
+ * One pass over node's raw header list for what the server itself needs. Only names of the right
+ * length are lower-cased, so the common head costs a few integer compares.
+ */
+export function scanHead(raw: string[]): number {
+  let flags = 0;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const n = name.length;
+    if (n === 4) {
+      if (name.toLowerCase() === "host" && ++hosts > 1) flags |= DUPLICATE_HOST;
+    } else if (n === 14 || n === 17) {
+      const lower = name.toLowerCase();
+      if (lower === "content-length" || lower === "transfer-encoding") flags |= HAS_BODY;
+    }
+  }
+  return flags;
+}
+
+const LINGER_MS = 5_000;
+
+function noop(): void {}
+
+function destroyLater(socket: Socket): void {
+  setTimeout(destroyNow, LINGER_MS, socket).unref();
+}
+
+function destroyNow(socket: Socket): void {
+  socket.destroy();
+}
+
+/**
+ * Sends a bare error response on a socket that has no response in progress and closes it. The peer
+ * gets a moment to read it (what it still sends is discarded) before the socket is destroyed.
+ */
+export function rawError(socket: Socket, status: number): void {
+  if (!socket.writable || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  const reason = http.STATUS_CODES[status] ?? "Error";
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date().toUTCString()}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  );
+  socket.resume();
+  destroyLater(socket);
+}
+
+/** Sends an error response through `res` (head not sent yet) and closes the connection after it. */
+export function errorResponse(res: ServerResponse, status: number): void {
+  if (res.headersSent) {
+    res.socket?.destroy();
+    return;
+  }
+  res.writeHead(status, { Connection: "close", "Content-Length": "0" });
+  res.end();
+}
+
+function statusForClientError(code: string | undefined): number {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return 431;
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return 413;
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return 408;
+    default:
+      return 400;
+  }
+}
+
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  // The peer left (reset, or closed in the middle of a message): nobody to answer.
+  if (err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "HPE_INVALID_EOF_STATE") {
+    socket.destroy();
+    return;
+  }
+  const conn = (socket as ConnSocket)[kConn];
+  const status = statusForClientError(err.code);
+  if (conn === undefined || conn.active === 0) {
+    rawError(socket, status);
+    return;
+  }
+  // A parse error inside a request already handed out (a bad chunk, say): answer through its response
+  // if that has not started (node:http keeps it on the socket as `_httpMessage`), else just close.
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (current && !current.headersSent && socket.writable && socket.readable) errorResponse(current, status);
+  else socket.destroy();
+}
+
+function onExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  errorResponse(res, 417);
+}
+
+function onIdleTimeout(conn: Conn): void {
+  conn.idleTimer = undefined;
+  if (conn.active === 0) conn.socket.destroy();
+}
+
+function onSocketClose(this: ConnSocket): void {
+  const conn = this[kConn];
+  if (conn === undefined) return;
+  if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
+  for (const req of conn.requests) cancelRequest(req, "the peer closed the connection");
+  conn.requests.length = 0;
+  conn.active = 0;
+  conn.engine.conns.delete(conn);
+}
+
+/**
+ * The HTTP/1.1 engine of a {@link Server}: parses requests on the connections it is given and calls
+ * the runner, tracks what is in flight per connection, and closes idle connections on shutdown.
+ */
+export class Http1Engine {
+  readonly http: http.Server;
+  readonly conns = new Set<Conn>();
+  readonly options: ResolvedServerOptions;
+  /** Set by {@link beginClose}: responses that start now say `Connection: close`. */
+  closing = false;
+
+  constructor(options: ResolvedServerOptions, run: RequestRunner, checkContinue: RequestRunner) {
+    this.options = options;
+    const headTimeout = options.readHeaderTimeout;
+    const server = http.createServer({
+      maxHeaderSize: options.maxHeaderBytes,
+      requireHostHeader: true,
+      noDelay: true,
+      // node:http times the head natively (from the connection, then from each request's first byte)
+      // and checks every connectionsCheckingInterval; a quarter of the timeout keeps the slack small.
+      headersTimeout: headTimeout,
+      requestTimeout: 0,
+      connectionsCheckingInterval:
+        headTimeout > 0 ? Math.max(10, Math.min(1_000, Math.floor(headTimeout / 4))) : 30_000,
+    });
+    // node:http would wait keepAliveTimeout + 1 s; our own idle timer (requestDone) is exact.
+    server.keepAliveTimeout = 0;
+    server.timeout = 0;
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => run(req, res, connOf(req)));
+    server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) =>
+      checkContinue(req, res, connOf(req)),
+    );
+    server.on("checkExpectation", onExpectation);
+    server.on("clientError", onClientError);
+    this.http = server;
+    // The connection tracking behind headersTimeout starts on 'listening'; this server never listens
+    // itself (the Server hands it connections), so start it by hand, before any connection arrives.
+    if (headTimeout > 0) server.emit("listening");
+  }
+
+  #stopTracking(): void {
+    if (this.options.readHeaderTimeout > 0) this.http.close(noop);
+  }
+
+  /** Takes a connection (cleartext, or TLS after its handshake) and starts serving HTTP/1.1 on it. */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const conn: Conn = {
+      socket,
+      engine: this,
+      active: 0,
+      requests: [],
+      idleTimer: undefined,
+    };
+    (socket as ConnSocket)[kConn] = conn;
+    this.conns.add(conn);
+    socket.on("close", onSocketClose);
+    this.http.emit("connection", socket);
+  }
+
+  /** A request on `conn` started: it is in flight until {@link requestDone}. */
+  requestStarted(conn: Conn, req: ServerRequest): void {
+    conn.active++;
+    conn.requests.push(req);
+    if (conn.idleTimer !== undefined) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = undefined;
+    }
+  }
+
+  /** The response of a request on `conn` ended (or was abandoned). */
+  requestDone(conn: Conn, req: ServerRequest): void {
+    const list = conn.requests;
+    const i = list.length === 1 && list[0] === req ? 0 : list.indexOf(req);
+    if (i < 0) return;
+    finishRequest(req);
+    if (i === 0 && list.length === 1) list.length = 0;
+    else list.splice(i, 1);
+    conn.active--;
+    if (conn.active !== 0) return;
+    if (this.closing) conn.socket.destroySoon();
+    else if (this.options.idleTimeout > 0) {
+      // The keep-alive wait between requests (0: idle connections stay open, HTTP.jl's default).
+      conn.idleTimer = setTimeout(onIdleTimeout, this.options.idleTimeout, conn).unref();
+    }
+  }
+
+  /** Requests in flight on every connection. */
+  get activeRequests(): number {
+    let n = 0;
+    for (const conn of this.conns) n += conn.active;
+    return n;
+  }
+
+  /** Graceful shutdown: idle connections close now, busy ones after their last response. */
+  beginClose(): void {
+    this.closing = true;
+    this.#stopTracking();
+    for (const conn of this.conns) {
+      if (conn.active === 0) conn.socket.destroy();
+    }
+  }
+
+  /** Every connection, now. */
+  destroyAll(): void {
+    this.closing = true;
+    this.#stopTracking();
+    for (const conn of this.conns) conn.socket.destroy();
+  }
+}

@@ -1,0 +1,266 @@
+// The stream-handler side of one exchange: the request head, a pull-based body and an incremental
+// response writer with checked framing.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { ArgumentError, ClosedError, Headers, ProtocolError, type Request } from "@hyperwire/core";
+import type { AccessLogEntry } from "./access-log.js";
+import type { Conn } from "./http1.js";
+import { abandon, logAccess, trailerNames, trailerPairs, waitDrain } from "./io.js";
+
+/** The peer of a connection. */
+export interface PeerAddr {
+  /** The IP address, e.g. `"127.0.0.1"` or `"::1"`. */
+  readonly address: string;
+  readonly port: number;
+  /** `"IPv4"` or `"IPv6"`. */
+  readonly family: string;
+}
+
+/** @internal What the stream runner tells a stream it made. */
+export interface StreamSetup {
+  readonly expectContinue: boolean;
+  readonly hasBody: boolean;
+  readonly writeTimeout: number;
+  readonly log: true | ((entry: AccessLogEntry) => void) | undefined;
+}
+
+type Framing = "none" | "fixed" | "chunked";
+
+/**
+ * One request/response exchange as a stream handler sees it (HTTP.jl's server-side `Stream`).
+ * `request` is the head (its `body` is empty): read the body with `read()` or `for await`. Build the
+ * response with `setStatus`/`setHeader`, then `write` (which starts it) and `closeWrite`.
+ *
+ * ```ts
+ * await listen(async (stream) => {
+ *   let n = 0;
+ *   for await (const chunk of stream) n += chunk.byteLength;
+ *   stream.setHeader("Content-Type", "text/plain");
+ *   await stream.write(`got ${n} bytes`);
+ *   await stream.closeWrite();
+ * }, { port: 0 });
+ * ```
+ */
+export class ServerStream implements AsyncIterable<Uint8Array> {
+  /** The request head (method, target, headers, context); its body is empty. */
+  readonly request: Request;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #conn: Conn;
+  readonly #setup: StreamSetup;
+  #status = 200;
+  readonly #headers = new Headers();
+  readonly #trailers = new Headers();
+  #framing: Framing | undefined;
+  #fixed = -1;
+  #sent = 0;
+  #continued = false;
+  #iterator: AsyncIterator<Buffer> | undefined;
+  #readDone: boolean;
+  #closeConnection = false;
+  #ended = false;
+  readonly #t0: number;
+
+  /** @internal Made by the server for each request. */
+  constructor(request: Request, req: IncomingMessage, res: ServerResponse, conn: Conn, setup: StreamSetup) {
+    this.request = request;
+    this.#req = req;
+    this.#res = res;
+    this.#conn = conn;
+    this.#setup = setup;
+    this.#readDone = !setup.hasBody;
+    this.#t0 = setup.log === undefined ? 0 : performance.now();
+  }
+
+  /** Aborts when the peer goes away (or the request is otherwise cancelled). */
+  get signal(): AbortSignal {
+    return this.request.context.signal;
+  }
+
+  /** True while the response has not ended and the connection is up. */
+  get isOpen(): boolean {
+    return !this.#ended && !this.#conn.socket.destroyed;
+  }
+
+  /** True once the response head was sent. */
+  get headersSent(): boolean {
+    return this.#framing !== undefined;
+  }
+
+  /** The peer's address, or `null` when the socket no longer knows it. */
+  peerAddr(): PeerAddr | null {
+    const s = this.#conn.socket;
+    if (s.remoteAddress === undefined || s.remotePort === undefined) return null;
+    return { address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily ?? "" };
+  }
+
+  /**
+   * The next chunk of the request body, or `null` at its end. The first read answers
+   * `Expect: 100-continue`. Rejects with `ClosedError` when the peer goes away mid-body.
+   */
+  async read(): Promise<Uint8Array | null> {
+    if (this.#readDone) return null;
+    if (this.#setup.expectContinue && !this.#continued && this.#framing === undefined) {
+      this.#continued = true;
+      this.#res.writeContinue();
+    }
+    this.#iterator ??= this.#req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let step: IteratorResult<Buffer>;
+    try {
+      step = await this.#iterator.next();
+    } catch (err) {
+      this.#readDone = true;
+      throw new ClosedError("the peer closed the connection while sending the request body", { cause: err });
+    }
+    if (step.done) {
+      this.#readDone = true;
+      if (!this.#req.complete) throw new ClosedError("the request body ended early: the peer went away");
+      return null;
+    }
+    return step.value;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const chunk = await this.read();
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+
+  /**
+   * Stops reading the request. A body that was not read to its end cannot be skipped safely, so the
+   * connection closes after this response.
+   */
+  closeRead(): void {
+    if (this.#readDone || this.#req.complete) {
+      this.#readDone = true;
+      return;
+    }
+    this.#readDone = true;
+    this.#closeConnection = true;
+    if (this.#ended) this.#conn.socket.destroySoon();
+  }
+
+  #beforeHead(what: string): void {
+    if (this.#framing !== undefined) {
+      throw new ArgumentError(`${what} must come before the response starts (startWrite or the first write)`);
+    }
+  }
+
+  /** Sets the response status (default 200). `ArgumentError` once the response started. */
+  setStatus(status: number): void {
+    this.#beforeHead("setStatus");
+    if (!Number.isInteger(status) || status < 200 || status > 999) {
+      throw new ArgumentError(`response status must be an integer from 200 to 999, got ${status}`);
+    }
+    this.#status = status;
+  }
+
+  /** Sets (replaces) a response header. `ArgumentError` once the response started. */
+  setHeader(name: string, value: string): void {
+    this.#beforeHead("setHeader");
+    this.#headers.set(name, value);
+  }
+
+  /** Adds a response header value (e.g. a second `Set-Cookie`). `ArgumentError` once the response started. */
+  appendHeader(name: string, value: string): void {
+    this.#beforeHead("appendHeader");
+    this.#headers.append(name, value);
+  }
+
+  /**
+   * Adds a trailer, sent after the body. Trailers need chunked framing: added before the response
+   * starts they are declared in a `Trailer:` header; with a `Content-Length` they are an `ArgumentError`.
+   */
+  addTrailer(name: string, value: string): void {
+    if (this.#framing === "fixed" || (this.#framing === undefined && this.#headers.has("content-length"))) {
+      throw new ArgumentError("trailers need chunked framing; remove the Content-Length header");
+    }
+    this.#trailers.append(name, value);
+  }
+
+  /**
+   * Sends the response head. Framing: no body for HEAD, 204 and 304 (writes are ignored); a
+   * `Content-Length` header means a fixed length, checked; otherwise chunked (identity + close for
+   * HTTP/1.0). Called by the first `write` when not called before.
+   */
+  startWrite(): void {
+    if (this.#framing !== undefined) return;
+    if (this.#conn.socket.destroyed) throw new ClosedError("the peer closed the connection");
+    const status = this.#status;
+    const declared = this.#headers.get("content-length");
+    let framing: Framing;
+    if (this.request.method === "HEAD" || status === 204 || status === 304) framing = "none";
+    else if (declared !== null) {
+      const n = Number(declared);
+      if (!Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`invalid Content-Length ${declared}`);
+      this.#fixed = n;
+      framing = "fixed";
+    } else framing = "chunked";
+    const flat = this.#headers.toFlat();
+    if (framing === "chunked" && this.#trailers.size > 0 && this.request.version !== "1.0") {
+      flat.push("Trailer", trailerNames(this.#trailers));
+    }
+    if (this.#closeConnection || this.#conn.engine.closing) flat.push("Connection", "close");
+    this.#res.writeHead(status, undefined, flat);
+    this.#framing = framing;
+  }
+
+  /**
+   * Writes a body chunk (a string is sent as UTF-8), starting the response if needed. Resolves when
+   * the bytes may be followed by more (back-pressure: it waits for `drain`). Writing past a fixed
+   * `Content-Length` is a `ProtocolError` and closes the connection.
+   */
+  async write(chunk: Uint8Array | string): Promise<void> {
+    if (this.#ended) throw new ArgumentError("write after closeWrite");
+    this.startWrite();
+    if (this.#framing === "none") return;
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    if (bytes.byteLength === 0) return;
+    if (this.#framing === "fixed" && this.#sent + bytes.byteLength > this.#fixed) {
+      abandon(this.#conn);
+      throw new ProtocolError(
+        `writing ${bytes.byteLength} more bytes would pass the Content-Length of ${this.#fixed} (${this.#sent} sent); the connection was closed`,
+      );
+    }
+    if (this.#res.destroyed) throw new ClosedError("the peer closed the connection");
+    this.#sent += bytes.byteLength;
+    if (!this.#res.write(bytes)) await waitDrain(this.#res, this.#setup.writeTimeout);
+  }
+
+  /**
+   * Ends the response (sending the head first if needed, and trailers when chunked). A fixed-length
+   * response that is short is a `ProtocolError` and the connection is closed instead.
+   */
+  async closeWrite(): Promise<void> {
+    if (this.#ended) return;
+    this.startWrite();
+    this.#ended = true;
+    if (this.#framing === "fixed" && this.#sent !== this.#fixed) {
+      abandon(this.#conn);
+      throw new ProtocolError(
+        `the response ended after ${this.#sent} of its ${this.#fixed} Content-Length bytes; the connection was closed`,
+      );
+    }
+    if (this.#framing === "chunked" && this.#trailers.size > 0)
+      this.#res.addTrailers(trailerPairs(this.#trailers));
+    this.#res.end();
+    if (this.#closeConnection) this.#conn.socket.destroySoon();
+    if (this.#setup.log !== undefined) {
+      logAccess(this.#setup.log, this.#req, this.#t0, new Date(), this.#status, this.#sent);
+    }
+  }
+
+  /** @internal The handler failed: answer 500 if nothing was sent yet, else close the connection. */
+  fail(status = 500): void {
+    if (this.#framing === undefined && !this.#res.headersSent && !this.#conn.socket.destroyed) {
+      this.#framing = "none";
+      this.#ended = true;
+      this.#res.writeHead(status, { Connection: "close", "Content-Length": "0" });
+      this.#res.end();
+    } else if (!this.#ended || !this.#res.writableEnded) {
+      this.#ended = true;
+      abandon(this.#conn);
+    }
+  }
+}
