@@ -76,7 +76,7 @@ export class Request {
   headers: Headers;
   body: Body;
   trailers: Headers;
-  context: RequestContext;
+  #context: RequestContext | undefined;
   version: HTTPVersion;
   /** The absolute URL, when known. */
   url: string | undefined;
@@ -89,7 +89,7 @@ export class Request {
     this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
     this.body = toBody(init.body);
     this.trailers = init.trailers instanceof Headers ? init.trailers : new Headers(init.trailers);
-    this.context = init.context ?? new RequestContext();
+    this.#context = init.context;
     this.version = init.version ?? "1.1";
     this.url = init.url;
   }
@@ -102,6 +102,16 @@ export class Request {
   /** The body parsed as JSON. Throws `ParseError` for invalid JSON. */
   json<T = unknown>(): T {
     return parseJson(bytesOf(this.body, "request")) as T;
+  }
+
+  /** Cancellation, deadline and metadata; made on first use when none was given. */
+  get context(): RequestContext {
+    if (this.#context === undefined) this.#context = new RequestContext();
+    return this.#context;
+  }
+
+  set context(context: RequestContext) {
+    this.#context = context;
   }
 
   /** The signal that aborts when the request is cancelled (the peer left, a timeout fired). */

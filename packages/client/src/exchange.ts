@@ -1,0 +1,372 @@
+// One attempt of one request on one pooled connection: the undici dispatch handler, the per-phase
+// timers, cancellation, and the three ways a response body is taken (buffered, into a Writable, pulled).
+import type { Writable } from "node:stream";
+import {
+  ArgumentError,
+  ClosedError,
+  Deadline,
+  Headers,
+  HTTPError,
+  IdleTimer,
+  ParseError,
+  ProtocolError,
+  type ResolvedTimeouts,
+  TimeoutError,
+} from "@hyperwire/core";
+import type { Connection, Transport } from "./transport.js";
+
+/**
+ * How the response body is taken: `buffer` collects it into one `Uint8Array`; `writable` writes it
+ * to a `Writable` as it arrives and `pull` queues it for `read()`, both pausing the socket under
+ * back-pressure.
+ */
+export type BodyMode = "buffer" | "writable" | "pull";
+
+/** The parts of a request an exchange sends. */
+export interface ExchangeRequest {
+  method: string;
+  /** Origin-form target (`/path?query`). */
+  path: string;
+  /** Flat `[name, value, ...]`, already validated. */
+  headers: string[];
+  body: Uint8Array | AsyncIterable<Uint8Array> | null;
+}
+
+/** The head of a response, as it arrived. */
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  headers: Headers;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Pull mode: stop reading from the socket once this much is queued and unread. */
+const PULL_HIGH_WATER = 256 * 1024;
+
+type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
+
+/**
+ * Drives one exchange through undici's (legacy, unwrapped) dispatch handler interface. Every
+ * outcome settles exactly once; every timer it started is stopped; the connection is released
+ * exactly once (reusable only after a complete response).
+ */
+export class Exchange {
+  readonly conn: Connection;
+  readonly #transport: Transport;
+  readonly #timeouts: ResolvedTimeouts;
+  readonly #mode: BodyMode;
+  readonly #sink: Writable | undefined;
+  #abort: ((err: Error) => void) | undefined;
+  #error: HTTPError | undefined;
+  #released = false;
+  #finished = false;
+
+  /** The head, once it arrived. */
+  head: ResponseHead | undefined;
+  trailers: Headers | undefined;
+  /** True once any byte of a final response head arrived. */
+  responded = false;
+  /** The failure came from a reused connection closing before any response: safe to retry once. */
+  stale = false;
+
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  #resume: (() => void) | undefined;
+  #paused = false;
+  #headWaiter: Resolver<ResponseHead> | undefined;
+  #doneWaiter: Resolver<Uint8Array> | undefined;
+  #readWaiter: Resolver<Uint8Array | null> | undefined;
+  #onHead: ((head: ResponseHead) => void) | undefined;
+
+  #headTimer: Deadline | undefined;
+  #readIdle: IdleTimer | undefined;
+  #writeIdle: IdleTimer | undefined;
+
+  constructor(
+    transport: Transport,
+    conn: Connection,
+    timeouts: ResolvedTimeouts,
+    mode: BodyMode,
+    sink: Writable | undefined,
+    onHead: ((head: ResponseHead) => void) | undefined,
+  ) {
+    this.#transport = transport;
+    this.conn = conn;
+    this.#timeouts = timeouts;
+    this.#mode = mode;
+    this.#sink = sink;
+    this.#onHead = onHead;
+  }
+
+  /** Sends the request. The outcome arrives through {@link done} / {@link headReceived}. */
+  start(req: ExchangeRequest): void {
+    let body = req.body;
+    if (body !== null && !(body instanceof Uint8Array) && this.#timeouts.writeIdleTimeout > 0) {
+      this.#writeIdle = new IdleTimer(this.#timeouts.writeIdleTimeout, "writeIdle", (e) => this.fail(e));
+      this.#writeIdle.pause();
+      body = watchWrites(body, this.#writeIdle);
+    }
+    this.conn.engine.dispatch(
+      // undici streams any async iterable; its type lists only Readable.
+      {
+        path: req.path,
+        method: req.method,
+        headers: req.headers,
+        body: body as Uint8Array | null,
+        reset: false,
+      },
+      // biome-ignore lint/suspicious/noExplicitAny: undici's handler type lists the new interface only; the legacy one is the unwrapped fast path.
+      this as any,
+    );
+  }
+
+  /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
+  done(): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.#error) reject(this.#error);
+      else if (this.#finished) resolve(this.#takeBuffered());
+      else this.#doneWaiter = { resolve, reject };
+    });
+  }
+
+  /** Resolves with the response head. */
+  headReceived(): Promise<ResponseHead> {
+    return new Promise<ResponseHead>((resolve, reject) => {
+      if (this.head) resolve(this.head);
+      else if (this.#error) reject(this.#error);
+      else this.#headWaiter = { resolve, reject };
+    });
+  }
+
+  /** Pull mode: the next chunk, or `null` at the end. */
+  read(): Promise<Uint8Array | null> {
+    if (this.#chunks.length > 0) {
+      const chunk = this.#chunks.shift()!;
+      this.#size -= chunk.byteLength;
+      if (this.#paused && this.#size < PULL_HIGH_WATER) this.#unpause();
+      return Promise.resolve(chunk);
+    }
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#finished) return Promise.resolve(null);
+    this.#readIdle?.touch();
+    return new Promise<Uint8Array | null>((resolve, reject) => {
+      this.#readWaiter = { resolve, reject };
+    });
+  }
+
+  /** True when the whole response arrived (its body may still sit unread in the pull queue). */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Aborts the exchange with `err` (timeouts, cancellation, an unread body). The socket is closed. */
+  fail(err: HTTPError): void {
+    if (this.#finished || this.#error) return;
+    if (this.#abort) this.#abort(err);
+    else this.#settleError(err);
+  }
+
+  // ---- undici's dispatch handler (legacy interface) ----
+
+  onConnect(abort: (err: Error) => void): void {
+    this.#abort = abort;
+  }
+
+  onRequestSent(): void {
+    this.#writeIdle?.cancel();
+    if (this.responded) return;
+    const t = this.#timeouts;
+    if (t.responseHeaderTimeout > 0) {
+      this.#headTimer = new Deadline(t.responseHeaderTimeout, "responseHeader", (e) => this.fail(e));
+    }
+    if (t.readIdleTimeout > 0) {
+      this.#readIdle = new IdleTimer(t.readIdleTimeout, "readIdle", (e) => this.fail(e));
+    }
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (status < 200) {
+      this.#readIdle?.touch();
+      return true;
+    }
+    this.responded = true;
+    this.#resume = resume;
+    this.#headTimer?.cancel();
+    this.#readIdle?.touch();
+    const flat: string[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) flat[i] = raw[i]!.toString("latin1");
+    const head: ResponseHead = { status, reason: statusText, headers: Headers.fromTrusted(flat) };
+    this.head = head;
+    this.#onHead?.(head);
+    const w = this.#headWaiter;
+    if (w) {
+      this.#headWaiter = undefined;
+      w.resolve(head);
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#readIdle?.touch();
+    switch (this.#mode) {
+      case "buffer":
+        this.#chunks.push(chunk);
+        this.#size += chunk.byteLength;
+        return true;
+      case "writable":
+        if (this.#sink!.write(chunk)) return true;
+        this.#pause();
+        this.#sink!.once("drain", () => this.#unpause());
+        return false;
+      default: {
+        const w = this.#readWaiter;
+        if (w) {
+          this.#readWaiter = undefined;
+          w.resolve(chunk);
+          return true;
+        }
+        this.#chunks.push(chunk);
+        this.#size += chunk.byteLength;
+        if (this.#size < PULL_HIGH_WATER) return true;
+        this.#pause();
+        return false;
+      }
+    }
+  }
+
+  onComplete(rawTrailers: Buffer[] | null): void {
+    if (this.#error) return;
+    this.#finished = true;
+    this.#stopTimers();
+    if (rawTrailers && rawTrailers.length > 0) {
+      const flat = rawTrailers.map((b) => b.toString("latin1"));
+      this.trailers = Headers.fromTrusted(flat);
+    }
+    const closing = this.head !== undefined && this.head.headers.get("connection")?.toLowerCase() === "close";
+    this.#release(!closing);
+    const r = this.#readWaiter;
+    if (r) {
+      this.#readWaiter = undefined;
+      r.resolve(null);
+    }
+    const d = this.#doneWaiter;
+    if (d) {
+      this.#doneWaiter = undefined;
+      d.resolve(this.#takeBuffered());
+    }
+  }
+
+  onError(err: Error): void {
+    this.#settleError(this.#mapError(err));
+  }
+
+  onBodySent(): void {}
+
+  onUpgrade(): void {
+    this.#settleError(new ProtocolError("the server switched protocols on a plain request"));
+  }
+
+  // ---- internals ----
+
+  #takeBuffered(): Uint8Array {
+    if (this.#mode !== "buffer") return EMPTY;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    if (chunks.length === 0) return EMPTY;
+    if (chunks.length === 1) return chunks[0]!;
+    return Buffer.concat(chunks, this.#size);
+  }
+
+  #settleError(err: HTTPError): void {
+    if (this.#error || this.#finished) return;
+    this.#error = err;
+    this.#stopTimers();
+    this.#release(false);
+    this.#chunks = [];
+    const h = this.#headWaiter;
+    const d = this.#doneWaiter;
+    const r = this.#readWaiter;
+    this.#headWaiter = this.#doneWaiter = this.#readWaiter = undefined;
+    h?.reject(err);
+    d?.reject(err);
+    r?.reject(err);
+  }
+
+  #release(reusable: boolean): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#transport.release(this.conn, reusable);
+  }
+
+  #stopTimers(): void {
+    this.#headTimer?.cancel();
+    this.#readIdle?.cancel();
+    this.#writeIdle?.cancel();
+  }
+
+  #pause(): void {
+    this.#paused = true;
+    // The consumer, not the peer, is slow: silence on the socket is not the server's fault.
+    this.#readIdle?.pause();
+  }
+
+  #unpause(): void {
+    this.#paused = false;
+    this.#readIdle?.touch();
+    this.#resume?.();
+  }
+
+  #mapError(err: Error): HTTPError {
+    if (err instanceof HTTPError && !(err instanceof ClosedError)) return err;
+    const code = (err as { code?: string }).code ?? "";
+    const closed =
+      err instanceof ClosedError || code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE";
+    if (closed) {
+      if (!this.responded) {
+        this.stale = this.conn.served > 0;
+        return new ProtocolError(
+          `the server closed the connection before sending a response (${err.message})`,
+          { code: "HW_CONNECTION_CLOSED", cause: err },
+        );
+      }
+      return new ParseError(
+        `the response body was truncated: the server closed the connection before the end (${err.message})`,
+        { cause: err },
+      );
+    }
+    if (code === "UND_ERR_HEADERS_OVERFLOW") {
+      return new ParseError(
+        `the response head is larger than maxResponseHeaderBytes (${this.#transport.maxResponseHeaderBytes} bytes)`,
+        { cause: err },
+      );
+    }
+    if (code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH") {
+      return new ParseError(`the response body does not match its Content-Length (${err.message})`, {
+        cause: err,
+      });
+    }
+    if (code.startsWith("HPE_") || err.name === "HTTPParserError") {
+      return new ParseError(`malformed response from the server: ${err.message}`, { cause: err });
+    }
+    if (code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH") {
+      return new ArgumentError(`the request body does not match its Content-Length header (${err.message})`, {
+        cause: err,
+      });
+    }
+    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") {
+      return new ArgumentError(`invalid request: ${err.message}`, { cause: err });
+    }
+    if (err instanceof TimeoutError) return err;
+    return new ProtocolError(`the exchange failed: ${err.message}`, { cause: err });
+  }
+}
+
+/** Re-arms the write-idle timer around each chunk handed to the socket; the wait on the source is not counted. */
+async function* watchWrites(body: AsyncIterable<Uint8Array>, timer: IdleTimer): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    timer.touch();
+    yield chunk;
+    timer.pause();
+  }
+  timer.touch();
+}

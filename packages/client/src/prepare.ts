@@ -1,0 +1,187 @@
+// From (method, url, options) to what goes on the wire: URL checks, query merge, headers with the
+// client's defaults, basic auth precedence, User-Agent, body, timeouts, the origin and its pool key.
+import { createRequire } from "node:module";
+import type tls from "node:tls";
+import {
+  ArgumentError,
+  ClosedError,
+  Headers,
+  mergeDefaultQuery,
+  mergeQuery,
+  Request,
+  type ResolvedTimeouts,
+  resolveTimeouts,
+  unescapeUri,
+} from "@hyperwire/core";
+import { prepareBody } from "./body.js";
+import type { Client } from "./client.js";
+import type { RequestOptions } from "./options.js";
+import { type Tracer, tracerFor } from "./trace.js";
+import type { Origin } from "./transport.js";
+
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+/** The User-Agent sent when the caller sets none. */
+export const USER_AGENT = `hyperwire/${version}`;
+
+/** A request ready for its attempts. */
+export interface Prepared {
+  readonly client: Client;
+  readonly method: string;
+  readonly origin: Origin;
+  /** The absolute URL without userinfo and fragment. */
+  readonly url: string;
+  /** Origin-form target. */
+  readonly path: string;
+  readonly headers: Headers;
+  /** Flat headers for the engine. */
+  readonly flatHeaders: string[];
+  readonly body: Uint8Array | AsyncIterable<Uint8Array> | null;
+  readonly timeouts: ResolvedTimeouts;
+  readonly tracer: Tracer | null;
+  readonly statusException: boolean;
+  readonly request: Request;
+}
+
+// One pool per distinct per-call TLS options object.
+const tlsIds = new WeakMap<tls.ConnectionOptions, number>();
+let nextTlsId = 1;
+
+/** Validates and assembles a request. Throws `ArgumentError`/`ProtocolError`/`ClosedError` before anything is sent. */
+export function prepare(
+  client: Client,
+  method: string,
+  url: string | URL,
+  options: RequestOptions,
+  bodyAllowed: boolean,
+): Prepared | Promise<Prepared> {
+  if (!client.isOpen)
+    throw new ClosedError("the client is closed; create a new Client to send more requests");
+  if (typeof method !== "string" || method === "")
+    throw new ArgumentError("method must be a non-empty string");
+  method = method.toUpperCase();
+  const u = parseUrl(url);
+  const defaults = client.defaults;
+
+  const query = mergeDefaultQuery(defaults.defaultQuery, options.query);
+  const path = query === undefined ? u.pathname + u.search : mergeQuery(u.pathname + u.search, query);
+
+  const headers = new Headers(options.headers);
+  if (defaults.defaultHeaders !== undefined) {
+    for (const [name, value] of defaults.defaultHeaders) if (!headers.has(name)) headers.append(name, value);
+  }
+  if (!headers.get("authorization")) {
+    const auth = options.basicAuth ?? defaults.defaultBasicAuth ?? urlCredentials(u);
+    if (auth !== undefined) headers.set("Authorization", basicAuthorization(auth));
+  }
+  if (!headers.get("user-agent")) headers.set("User-Agent", USER_AGENT);
+
+  const timeouts = resolveTimeouts(options, defaults.timeouts);
+  const tracer = tracerFor(options.verbose, options.trace);
+  const secure = u.protocol === "https:";
+  const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+  const port = u.port === "" ? (secure ? 443 : 80) : Number(u.port);
+  const callTls = options.tls;
+  let key = `${u.protocol}//${u.hostname}:${port}`;
+  if (callTls !== undefined) {
+    let id = tlsIds.get(callTls);
+    if (id === undefined) {
+      id = nextTlsId++;
+      tlsIds.set(callTls, id);
+    }
+    key += `#tls${id}`;
+  }
+  const origin: Origin = { key, host, port, secure, tls: callTls };
+  const cleanUrl = `${u.protocol}//${u.host}${path}`;
+
+  if (!bodyAllowed) {
+    return finish(client, method, origin, cleanUrl, path, headers, null, timeouts, tracer, options);
+  }
+  const body = prepareBody(options.body, options.json);
+  if (body instanceof Promise) {
+    return body.then((b) => {
+      if (b.contentType !== undefined && !headers.has("content-type"))
+        headers.set("Content-Type", b.contentType);
+      return finish(client, method, origin, cleanUrl, path, headers, b.data, timeouts, tracer, options);
+    });
+  }
+  if (body.contentType !== undefined && !headers.has("content-type"))
+    headers.set("Content-Type", body.contentType);
+  return finish(client, method, origin, cleanUrl, path, headers, body.data, timeouts, tracer, options);
+}
+
+function finish(
+  client: Client,
+  method: string,
+  origin: Origin,
+  url: string,
+  path: string,
+  headers: Headers,
+  body: Uint8Array | AsyncIterable<Uint8Array> | null,
+  timeouts: ResolvedTimeouts,
+  tracer: Tracer | null,
+  options: RequestOptions,
+): Prepared {
+  const request = new Request(method, path, {
+    headers,
+    body,
+    url,
+    ...(options.context !== undefined ? { context: options.context } : {}),
+  });
+  return {
+    client,
+    method,
+    origin,
+    url,
+    path,
+    headers,
+    flatHeaders: headers.toFlat(),
+    body,
+    timeouts,
+    tracer,
+    statusException: options.statusException ?? client.defaults.statusException,
+    request,
+  };
+}
+
+function parseUrl(url: string | URL): URL {
+  let u: URL;
+  if (url instanceof URL) u = url;
+  else if (typeof url === "string") {
+    try {
+      u = new URL(url);
+    } catch (e) {
+      throw new ArgumentError(
+        `invalid URL ${JSON.stringify(url)}: give an absolute http:// or https:// URL`,
+        {
+          cause: e,
+        },
+      );
+    }
+  } else throw new ArgumentError("url must be a string or a URL");
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new ArgumentError(
+      `unsupported URL scheme ${u.protocol} in ${u.href}: only http: and https: are requested`,
+    );
+  }
+  if (u.hostname === "") throw new ArgumentError(`URL ${u.href} has no host`);
+  return u;
+}
+
+function urlCredentials(u: URL): readonly [string, string] | undefined {
+  if (u.username === "" && u.password === "") return undefined;
+  return [unescapeUri(u.username), unescapeUri(u.password)];
+}
+
+/** `Basic base64(user:password)`, UTF-8. */
+export function basicAuthorization(auth: readonly [string, string]): string {
+  if (
+    !Array.isArray(auth) ||
+    auth.length !== 2 ||
+    typeof auth[0] !== "string" ||
+    typeof auth[1] !== "string"
+  ) {
+    throw new ArgumentError("basicAuth must be a [user, password] pair of strings");
+  }
+  if (auth[0].includes(":")) throw new ArgumentError("a basicAuth user name may not contain ':'");
+  return `Basic ${Buffer.from(`${auth[0]}:${auth[1]}`, "utf8").toString("base64")}`;
+}

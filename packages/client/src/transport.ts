@@ -1,0 +1,396 @@
+// The connection pool. One undici `Client` (one socket, no pipelining) per connection we dialed, so
+// that idle limits, per-host caps with waiters, idle counts and closing idle connections are ours,
+// while undici does the HTTP/1.1 framing.
+import type net from "node:net";
+import type tls from "node:tls";
+import { ArgumentError, ClosedError, type HTTPError } from "@hyperwire/core";
+import { Client as EngineClient } from "undici";
+import { canceled, type Dialed, dial } from "./dial.js";
+
+/** Options of {@link Transport}. */
+export interface TransportOptions {
+  /** Node TLS options for `https:` (`ca`, `rejectUnauthorized`, `cert`, `key`, ...). */
+  tls?: tls.ConnectionOptions;
+  /** Idle keep-alive connections kept per origin. Default 2; must be > 0. */
+  maxIdlePerHost?: number;
+  /** Idle keep-alive connections kept in all. Default 64; must be > 0. */
+  maxIdleTotal?: number;
+  /**
+   * Connections per origin, counting idle, busy and dialing ones; `0` means no limit (the default).
+   * Requests over the limit wait for a connection, bounded by their deadline and signal.
+   */
+  maxConnsPerHost?: number;
+  /** An idle connection is closed after this many ms. Default 90 000; `0` keeps it until the peer closes. */
+  idleTimeout?: number;
+  /** Local address to bind outgoing connections to. */
+  localAddress?: string;
+  /** Largest response head accepted, in bytes. Default 64 KiB (a larger head is a `ParseError`). */
+  maxResponseHeaderBytes?: number;
+}
+
+/** The defaults of {@link TransportOptions}, in one place. */
+export const TRANSPORT_DEFAULTS = Object.freeze({
+  maxIdlePerHost: 2,
+  maxIdleTotal: 64,
+  maxConnsPerHost: 0,
+  idleTimeout: 90_000,
+  maxResponseHeaderBytes: 64 * 1024,
+});
+
+/** Where a request goes: one pool per origin key (`"https://host:443"`). */
+export interface Origin {
+  readonly key: string;
+  /** Host name or IP literal, IPv6 without brackets. */
+  readonly host: string;
+  readonly port: number;
+  readonly secure: boolean;
+  /** TLS options of this origin's pool, replacing the transport's (a per-call `tls` option). */
+  readonly tls?: tls.ConnectionOptions | undefined;
+}
+
+/** How an acquire may wait: the connect timeout of this request and the signal that ends it. */
+export interface AcquireOptions {
+  connectTimeout: number;
+  signal?: AbortSignal | undefined;
+  /** Dial a new connection even when an idle one exists (the retry after a stale connection). */
+  fresh?: boolean;
+}
+
+// keepAliveTimeout must be > 0 for undici; "never" is a day (the peer closes long before).
+const NO_IDLE_LIMIT_MS = 24 * 60 * 60 * 1000;
+
+/** One pooled connection: our socket, driven by an undici `Client`. */
+export class Connection {
+  readonly origin: Origin;
+  readonly engine: EngineClient;
+  readonly socket: net.Socket;
+  /** ALPN's choice (`"http/1.1"` for plain TCP). */
+  readonly protocol: string;
+  /** Exchanges completed on this socket; `> 0` means it is a reused keep-alive connection. */
+  served = 0;
+  /** False once the socket closed or the connection was discarded. */
+  alive = true;
+
+  constructor(
+    origin: Origin,
+    dialed: Dialed,
+    idleTimeout: number,
+    maxHeaderSize: number,
+    onGone: () => void,
+  ) {
+    this.origin = origin;
+    this.socket = dialed.socket;
+    this.protocol = dialed.protocol;
+    let handed: net.Socket | undefined = dialed.socket;
+    const keepAlive = idleTimeout > 0 ? idleTimeout : NO_IDLE_LIMIT_MS;
+    this.engine = new EngineClient(
+      `${origin.secure ? "https" : "http"}://${hostForUrl(origin.host)}:${origin.port}`,
+      {
+        // undici needs the callback called asynchronously (see FACTS.md). The socket is handed once:
+        // if undici asks again, the connection died under it and the exchange fails as stale.
+        connect: (_opts, callback) => {
+          const socket = handed;
+          handed = undefined;
+          if (socket && !socket.destroyed) setImmediate(callback, null, socket);
+          else setImmediate(callback, new ClosedError("the pooled connection was closed by the peer"), null);
+        },
+        pipelining: 1,
+        keepAliveTimeout: keepAlive,
+        keepAliveMaxTimeout: keepAlive,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        maxHeaderSize,
+        strictContentLength: true,
+      },
+    );
+    this.engine.on("disconnect", () => {
+      if (!this.alive) return;
+      this.alive = false;
+      onGone();
+    });
+    // Errors surface through the exchange handler; the engine's own error events must not crash.
+    this.engine.on("connectionError", noop);
+  }
+
+  /** Closes the socket now (an in-flight exchange fails). */
+  destroy(): void {
+    this.engine.destroy().catch(noop);
+  }
+}
+
+interface Waiter {
+  resolve: (conn: Connection) => void;
+  reject: (err: HTTPError) => void;
+  options: AcquireOptions;
+  onAbort: (() => void) | undefined;
+}
+
+/** The connections of one origin. */
+class HostPool {
+  readonly origin: Origin;
+  /** Idle connections, most recently used last. */
+  readonly idle: Connection[] = [];
+  /** Idle, busy and dialing connections. */
+  total = 0;
+  readonly waiters: Waiter[] = [];
+
+  constructor(origin: Origin) {
+    this.origin = origin;
+  }
+}
+
+/**
+ * Pools connections per origin and dials new ones. Shared by every request of the clients that use
+ * it; `close()` ends it.
+ *
+ * ```ts
+ * const transport = new Transport({ maxConnsPerHost: 8, idleTimeout: 30_000 });
+ * const client = new Client({ transport });
+ * ```
+ */
+export class Transport {
+  readonly maxIdlePerHost: number;
+  readonly maxIdleTotal: number;
+  readonly maxConnsPerHost: number;
+  readonly idleTimeout: number;
+  readonly localAddress: string | undefined;
+  readonly tls: tls.ConnectionOptions | undefined;
+  readonly maxResponseHeaderBytes: number;
+  readonly #pools = new Map<string, HostPool>();
+  #idleTotal = 0;
+  #closed = false;
+
+  constructor(options: TransportOptions = {}) {
+    const o = { ...TRANSPORT_DEFAULTS, ...definedOnly(options) };
+    this.maxIdlePerHost = positiveInt("maxIdlePerHost", o.maxIdlePerHost);
+    this.maxIdleTotal = positiveInt("maxIdleTotal", o.maxIdleTotal);
+    this.maxConnsPerHost = nonNegativeInt("maxConnsPerHost", o.maxConnsPerHost);
+    this.idleTimeout = nonNegativeInt("idleTimeout", o.idleTimeout);
+    this.maxResponseHeaderBytes = positiveInt("maxResponseHeaderBytes", o.maxResponseHeaderBytes);
+    this.localAddress = options.localAddress;
+    this.tls = options.tls;
+  }
+
+  /** False once {@link close} was called. */
+  get isOpen(): boolean {
+    return !this.#closed;
+  }
+
+  /**
+   * A connection to `origin`: an idle one when there is one, else a new one, else (at
+   * `maxConnsPerHost`) the next one released. Synchronous when an idle connection is at hand.
+   */
+  acquire(origin: Origin, options: AcquireOptions): Connection | Promise<Connection> {
+    if (this.#closed) return Promise.reject(closedError());
+    let pool = this.#pools.get(origin.key);
+    if (pool === undefined) {
+      pool = new HostPool(origin);
+      this.#pools.set(origin.key, pool);
+    }
+    if (!options.fresh) {
+      const idle = pool.idle;
+      while (idle.length > 0) {
+        const conn = idle.pop()!;
+        this.#idleTotal--;
+        if (conn.alive && !conn.socket.destroyed) return conn;
+      }
+    }
+    if (this.maxConnsPerHost === 0 || pool.total < this.maxConnsPerHost) return this.#dial(pool, options);
+    if (options.fresh && pool.idle.length > 0) {
+      // A fresh connection is wanted at the cap: give up an idle one to make room.
+      this.#discardIdle(pool, pool.idle[0]!);
+      return this.#dial(pool, options);
+    }
+    return this.#wait(pool, options);
+  }
+
+  /**
+   * Gives a connection back after an exchange. A connection that cannot be reused (it failed, the
+   * body was not read to the end, the peer said `Connection: close`) is closed.
+   */
+  release(conn: Connection, reusable: boolean): void {
+    const pool = this.#pools.get(conn.origin.key);
+    if (pool === undefined) {
+      conn.alive = false;
+      conn.destroy();
+      return;
+    }
+    conn.served++;
+    if (!reusable || !conn.alive || conn.socket.destroyed || this.#closed) {
+      this.#drop(pool, conn);
+      return;
+    }
+    const waiter = pool.waiters.shift();
+    if (waiter !== undefined) {
+      settleWaiter(waiter);
+      waiter.resolve(conn);
+      return;
+    }
+    if (pool.idle.length >= this.maxIdlePerHost || this.#idleTotal >= this.maxIdleTotal) {
+      this.#drop(pool, conn);
+      return;
+    }
+    pool.idle.push(conn);
+    this.#idleTotal++;
+  }
+
+  /** Closes every idle connection now. Busy connections finish their exchange first. */
+  closeIdleConnections(): void {
+    for (const pool of this.#pools.values()) {
+      for (const conn of pool.idle.splice(0)) {
+        this.#idleTotal--;
+        conn.alive = false;
+        pool.total--;
+        conn.destroy();
+      }
+      this.#pump(pool);
+    }
+  }
+
+  /** Idle connections in all, or for one origin key such as `"https://example.com:443"`. */
+  idleConnectionCount(key?: string): number {
+    if (key === undefined) return this.#idleTotal;
+    return this.#pools.get(key)?.idle.length ?? 0;
+  }
+
+  /**
+   * Closes idle connections and refuses new requests; requests in flight finish. Requests waiting
+   * for a connection get a `ClosedError`.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.closeIdleConnections();
+    for (const pool of this.#pools.values()) {
+      for (const waiter of pool.waiters.splice(0)) {
+        settleWaiter(waiter);
+        waiter.reject(closedError());
+      }
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #dial(pool: HostPool, options: AcquireOptions): Promise<Connection> {
+    pool.total++;
+    const { origin } = pool;
+    return dial({
+      host: origin.host,
+      port: origin.port,
+      secure: origin.secure,
+      tls: origin.tls ?? this.tls,
+      localAddress: this.localAddress,
+      connectTimeout: options.connectTimeout,
+      signal: options.signal,
+    }).then(
+      (dialed) => {
+        const conn: Connection = new Connection(
+          origin,
+          dialed,
+          this.idleTimeout,
+          this.maxResponseHeaderBytes,
+          () => this.#gone(pool, conn),
+        );
+        if (this.#closed) conn.destroy();
+        return conn;
+      },
+      (err: unknown) => {
+        pool.total--;
+        this.#pump(pool);
+        throw err;
+      },
+    );
+  }
+
+  #wait(pool: HostPool, options: AcquireOptions): Promise<Connection> {
+    return new Promise<Connection>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, options, onAbort: undefined };
+      const signal = options.signal;
+      if (signal) {
+        if (signal.aborted) {
+          reject(canceled(signal.reason));
+          return;
+        }
+        waiter.onAbort = () => {
+          const i = pool.waiters.indexOf(waiter);
+          if (i >= 0) pool.waiters.splice(i, 1);
+          reject(canceled(signal.reason));
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      pool.waiters.push(waiter);
+    });
+  }
+
+  /** A connection went away (closed by the peer or by its idle timeout). */
+  #gone(pool: HostPool, conn: Connection): void {
+    const i = pool.idle.indexOf(conn);
+    if (i >= 0) {
+      pool.idle.splice(i, 1);
+      this.#idleTotal--;
+      pool.total--;
+      conn.destroy();
+      this.#pump(pool);
+    }
+    // A busy connection is dropped by release() when its exchange ends.
+  }
+
+  #drop(pool: HostPool, conn: Connection): void {
+    conn.alive = false;
+    pool.total--;
+    conn.destroy();
+    this.#pump(pool);
+  }
+
+  #discardIdle(pool: HostPool, conn: Connection): void {
+    pool.idle.splice(pool.idle.indexOf(conn), 1);
+    this.#idleTotal--;
+    this.#drop(pool, conn);
+  }
+
+  /** There is room for one more connection: dial it for the first waiter. */
+  #pump(pool: HostPool): void {
+    if (pool.waiters.length === 0 || this.#closed) return;
+    if (this.maxConnsPerHost !== 0 && pool.total >= this.maxConnsPerHost) return;
+    const waiter = pool.waiters.shift()!;
+    settleWaiter(waiter);
+    this.#dial(pool, waiter.options).then(waiter.resolve, waiter.reject);
+  }
+}
+
+function settleWaiter(waiter: Waiter): void {
+  if (waiter.onAbort) waiter.options.signal?.removeEventListener("abort", waiter.onAbort);
+}
+
+function closedError(): ClosedError {
+  return new ClosedError("the transport is closed; create a new Transport (or Client) to send more requests");
+}
+
+/** The host as it appears in a URL (IPv6 in brackets). */
+export function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new ArgumentError(`${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new ArgumentError(`${name} must be an integer ≥ 0 (0: no limit), got ${String(v)}`);
+  }
+  return v;
+}
+
+function noop(): void {}
