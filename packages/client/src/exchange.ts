@@ -1,5 +1,7 @@
 // One attempt of one request on one pooled connection: the undici dispatch handler, the per-phase
 // timers, cancellation, and the three ways a response body is taken (buffered, into a Writable, pulled).
+import { once } from "node:events";
+import http from "node:http";
 import type { Writable } from "node:stream";
 import {
   ArgumentError,
@@ -59,6 +61,7 @@ export class Exchange {
   #abort: ((err: Error) => void) | undefined;
   #error: HTTPError | undefined;
   #released = false;
+  #oneShot = false;
   #finished = false;
 
   /** The head, once it arrived. */
@@ -101,10 +104,8 @@ export class Exchange {
   /** Sends the request. The outcome arrives through {@link done} / {@link headReceived}. */
   start(req: ExchangeRequest): void {
     let body = req.body;
-    if (body !== null && !(body instanceof Uint8Array) && this.#timeouts.writeIdleTimeout > 0) {
-      this.#writeIdle = new IdleTimer(this.#timeouts.writeIdleTimeout, "writeIdle", (e) => this.fail(e));
-      this.#writeIdle.pause();
-      body = watchWrites(body, this.#writeIdle);
+    if (body !== null && !(body instanceof Uint8Array) && this.#watchWrites()) {
+      body = watchWrites(body, this.#writeIdle!);
     }
     this.conn.engine.dispatch(
       // undici streams any async iterable; its type lists only Readable.
@@ -118,6 +119,14 @@ export class Exchange {
       // biome-ignore lint/suspicious/noExplicitAny: undici's handler type lists the new interface only; the legacy one is the unwrapped fast path.
       this as any,
     );
+  }
+
+  /** Starts the (paused) write-idle timer when `writeIdleTimeout` is set. */
+  #watchWrites(): boolean {
+    if (this.#timeouts.writeIdleTimeout === 0) return false;
+    this.#writeIdle = new IdleTimer(this.#timeouts.writeIdleTimeout, "writeIdle", (e) => this.fail(e));
+    this.#writeIdle.pause();
+    return true;
   }
 
   /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
@@ -189,13 +198,18 @@ export class Exchange {
       this.#readIdle?.touch();
       return true;
     }
+    const flat: string[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) flat[i] = raw[i]!.toString("latin1");
+    this.#acceptHead(status, flat, statusText, resume);
+    return true;
+  }
+
+  #acceptHead(status: number, flat: string[], reason: string, resume: () => void): void {
     this.responded = true;
     this.#resume = resume;
     this.#headTimer?.cancel();
     this.#readIdle?.touch();
-    const flat: string[] = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) flat[i] = raw[i]!.toString("latin1");
-    const head: ResponseHead = { status, reason: statusText, headers: Headers.fromTrusted(flat) };
+    const head: ResponseHead = { status, reason, headers: Headers.fromTrusted(flat) };
     this.head = head;
     this.#onHead?.(head);
     const w = this.#headWaiter;
@@ -203,7 +217,83 @@ export class Exchange {
       this.#headWaiter = undefined;
       w.resolve(head);
     }
-    return true;
+  }
+
+  /**
+   * Sends a request whose caller set `Expect: 100-continue`, which undici refuses: node:http drives
+   * this one exchange on our socket. The body goes after `100 Continue` or after
+   * `expectContinueTimeout`, and not at all when a final response comes first. The connection is not
+   * reused afterwards.
+   */
+  startExpectContinue(req: ExchangeRequest, host: string): void {
+    this.#oneShot = true;
+    this.#watchWrites();
+    const pairs: [string, string][] = [];
+    let hasHost = false;
+    let hasLength = false;
+    for (let i = 0; i < req.headers.length; i += 2) {
+      const name = req.headers[i]!;
+      const lower = name.toLowerCase();
+      if (lower === "host") hasHost = true;
+      else if (lower === "content-length") hasLength = true;
+      pairs.push([name, req.headers[i + 1]!]);
+    }
+    if (!hasHost) pairs.push(["Host", host]);
+    const body = req.body;
+    if (body instanceof Uint8Array && !hasLength) pairs.push(["Content-Length", String(body.byteLength)]);
+    const socket = this.conn.socket;
+    const out = http.request({
+      method: req.method,
+      path: req.path,
+      // node:http takes [name, value] pairs (kept in order, repeats allowed); its type lists objects only.
+      headers: pairs as unknown as http.OutgoingHttpHeaders,
+      createConnection: () => socket,
+      setHost: false,
+    });
+    const onFailure = (err: Error): void => this.onError(err);
+    out.on("error", onFailure);
+    this.#abort = (err) => {
+      out.destroy(err);
+      socket.destroy();
+      this.onError(err);
+    };
+    let bodySent = false;
+    let continueTimer: NodeJS.Timeout | undefined;
+    const sendBody = (): void => {
+      if (bodySent || this.responded || this.#error) return;
+      bodySent = true;
+      if (continueTimer !== undefined) clearTimeout(continueTimer);
+      writeAll(out, body, this.#writeIdle).then(
+        () => this.onRequestSent(),
+        (e: unknown) =>
+          this.fail(
+            e instanceof HTTPError
+              ? e
+              : new ProtocolError(`sending the request body failed: ${(e as Error).message}`, { cause: e }),
+          ),
+      );
+    };
+    out.on("continue", sendBody);
+    const wait = this.#timeouts.expectContinueTimeout;
+    if (wait > 0) {
+      continueTimer = setTimeout(sendBody, wait);
+      continueTimer.unref();
+    } else setImmediate(sendBody);
+    out.on("response", (res: http.IncomingMessage) => {
+      if (continueTimer !== undefined) clearTimeout(continueTimer);
+      res.on("error", onFailure);
+      this.#acceptHead(res.statusCode ?? 0, res.rawHeaders, res.statusMessage ?? "", () => res.resume());
+      res.on("data", (chunk: Buffer) => {
+        if (!this.onData(chunk)) res.pause();
+      });
+      res.on("end", () => {
+        this.onComplete(null);
+        socket.destroy();
+      });
+      res.on("aborted", () => this.onError(new ClosedError("the server closed the connection mid-response")));
+    });
+    // The head goes out now; the response timers start once the body was sent.
+    out.flushHeaders();
   }
 
   onData(chunk: Buffer): boolean {
@@ -243,7 +333,7 @@ export class Exchange {
       this.trailers = Headers.fromTrusted(flat);
     }
     const closing = this.head !== undefined && this.head.headers.get("connection")?.toLowerCase() === "close";
-    this.#release(!closing);
+    this.#release(!closing && !this.#oneShot);
     const r = this.#readWaiter;
     if (r) {
       this.#readWaiter = undefined;
@@ -359,6 +449,23 @@ export class Exchange {
     if (err instanceof TimeoutError) return err;
     return new ProtocolError(`the exchange failed: ${err.message}`, { cause: err });
   }
+}
+
+/** Writes a body to a node:http request with back-pressure, then ends it. */
+async function writeAll(
+  out: http.ClientRequest,
+  body: Uint8Array | AsyncIterable<Uint8Array> | null,
+  idle: IdleTimer | undefined,
+): Promise<void> {
+  if (body !== null) {
+    const chunks = body instanceof Uint8Array ? [body] : body;
+    for await (const chunk of chunks) {
+      idle?.touch();
+      if (!out.write(chunk)) await once(out, "drain");
+      idle?.pause();
+    }
+  }
+  await new Promise<void>((resolve) => out.end(resolve));
 }
 
 /** Re-arms the write-idle timer around each chunk handed to the socket; the wait on the source is not counted. */

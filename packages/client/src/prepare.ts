@@ -40,6 +40,10 @@ export interface Prepared {
   readonly tracer: Tracer | null;
   readonly statusException: boolean;
   readonly request: Request;
+  /** The URL's authority as written (default port omitted, IPv6 in brackets): the Host header. */
+  readonly authority: string;
+  /** The caller set `Expect: 100-continue`. */
+  readonly expectContinue: boolean;
 }
 
 // One pool per distinct per-call TLS options object.
@@ -140,6 +144,8 @@ function finish(
     tracer,
     statusException: options.statusException ?? client.defaults.statusException,
     request,
+    authority: hostHeaderOf(url),
+    expectContinue: headers.get("expect")?.toLowerCase() === "100-continue",
   };
 }
 
@@ -184,4 +190,10 @@ export function basicAuthorization(auth: readonly [string, string]): string {
   }
   if (auth[0].includes(":")) throw new ArgumentError("a basicAuth user name may not contain ':'");
   return `Basic ${Buffer.from(`${auth[0]}:${auth[1]}`, "utf8").toString("base64")}`;
+}
+
+function hostHeaderOf(url: string): string {
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  return url.slice(start, end < 0 ? undefined : end);
 }

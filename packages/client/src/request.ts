@@ -83,12 +83,14 @@ export async function startAttempt(
   const acquired = transport.acquire(p.origin, {
     connectTimeout: p.timeouts.connectTimeout,
     signal: guard?.signal,
-    fresh,
+    fresh: fresh || p.expectContinue,
   });
   const conn = acquired instanceof Promise ? await acquired : acquired;
   const exchange = new Exchange(transport, conn, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
-  exchange.start({ method: p.method, path: p.path, headers: p.flatHeaders, body: p.body });
+  const req = { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
+  if (p.expectContinue) exchange.startExpectContinue(req, p.authority);
+  else exchange.start(req);
   return { exchange, unwatch };
 }
 

@@ -115,6 +115,8 @@ export class Connection {
   /** Closes the socket now (an in-flight exchange fails). */
   destroy(): void {
     this.engine.destroy().catch(noop);
+    // The engine only owns the socket once it took it; close it either way.
+    this.socket.destroy();
   }
 }
 
