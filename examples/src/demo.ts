@@ -1,55 +1,77 @@
-// The README's demo: starts a hyperwire server on loopback, queries it, and prints what actually
-// happened. Until the hyperwire client lands, the queries go through Node's built-in fetch.
-import { buildQuery, Headers, ProtocolError, Response, statusText } from "@hyperwire/core";
+// The README's demo: starts a hyperwire server on loopback, talks to it with the hyperwire client,
+// and prints what actually happened (every row comes from a real exchange).
+import { Client, open } from "@hyperwire/client";
+import { Headers, ProtocolError, Response, StatusError, TimeoutError } from "@hyperwire/core";
 import { serve } from "@hyperwire/server";
 
 interface Row {
   what: string;
-  status: string;
+  outcome: string;
   bytes: number;
   ms: number;
 }
 
 async function main(): Promise<number> {
   const server = await serve(
-    (req) => {
+    async (req) => {
+      const path = req.target.split("?")[0];
+      if (path === "/slow") {
+        await new Promise((r) => setTimeout(r, 500));
+        return new Response(200, { body: "late" });
+      }
+      if (path === "/missing") return new Response(404, { body: "no such thing" });
       if (req.method === "POST") {
         return new Response(200, { headers: { "Content-Type": "application/json" }, body: req.body });
       }
-      return new Response(200, {
-        headers: { "Content-Type": "text/plain" },
-        body: `hello from ${req.target}`,
-      });
+      return new Response(200, { headers: { "Content-Type": "text/plain" }, body: `hello from ${req.target}` });
     },
     { host: "127.0.0.1", port: 0, maxBodyBytes: 1024 },
   );
+  const client = new Client();
   const rows: Row[] = [];
-  const timed = async (what: string, init: RequestInit & { path: string }) => {
+  const expected: string[] = [];
+  const timed = async (what: string, expect: string, run: () => Promise<{ status: number; body: Uint8Array }>) => {
     const start = performance.now();
-    const res = await fetch(`${server.url}${init.path}`, init);
-    const body = new Uint8Array(await res.arrayBuffer());
-    rows.push({
-      what,
-      status: `${res.status} ${statusText(res.status)}`,
-      bytes: body.byteLength,
-      ms: performance.now() - start,
-    });
-    return res.status;
+    let outcome: string;
+    let bytes = 0;
+    try {
+      const res = await run();
+      outcome = `${res.status}`;
+      bytes = res.body.byteLength;
+    } catch (e) {
+      if (e instanceof TimeoutError) outcome = `TimeoutError(${e.phase})`;
+      else if (e instanceof StatusError) outcome = `StatusError(${e.status})`;
+      else outcome = (e as Error).name;
+    }
+    rows.push({ what, outcome, bytes, ms: Math.round((performance.now() - start) * 10) / 10 });
+    expected.push(expect);
   };
   try {
     console.log(`server listening on ${server.url}`);
-    const a = await timed("GET /hello", { path: `/hello?${buildQuery({ b: "2", a: "1 2" })}` });
-    const b = await timed("POST /echo (json)", {
-      path: "/echo",
-      method: "POST",
-      body: JSON.stringify({ hello: "world" }),
+    await timed("GET /hello?lang=en", "200", () => client.get(`${server.url}/hello`, { query: { lang: "en" } }));
+    await timed("POST /echo (json)", "200", () => client.post(`${server.url}/echo`, { json: { hello: "world" } }));
+    await timed("GET /missing", "StatusError(404)", () => client.get(`${server.url}/missing`));
+    await timed("POST 4 KiB (server maxBodyBytes 1 KiB)", "StatusError(413)", () =>
+      client.post(`${server.url}/big`, { body: "x".repeat(4096) }),
+    );
+    await timed("GET /slow, readIdleTimeout 100 ms", "TimeoutError(readIdle)", () =>
+      client.get(`${server.url}/slow`, { readIdleTimeout: 100 }),
+    );
+    await timed("open(): stream a body up, read it back", "200", async () => {
+      let received = 0;
+      const res = await open(
+        "POST",
+        `${server.url}/stream`,
+        async (stream) => {
+          for (let i = 0; i < 4; i++) await stream.write(`chunk ${i};`);
+          await stream.closeWrite();
+          for await (const chunk of stream) received += chunk.byteLength;
+        },
+        { client },
+      );
+      return { status: res.status, body: new Uint8Array(received) };
     });
-    const c = await timed("POST 4 KiB (maxBodyBytes 1 KiB)", {
-      path: "/big",
-      method: "POST",
-      body: "x".repeat(4096),
-    });
-    console.table(rows.map((r) => ({ ...r, ms: Math.round(r.ms * 10) / 10 })));
+    console.table(rows);
     let rejected = false;
     try {
       new Headers({ "X-Evil": "a\r\nSet-Cookie: b" });
@@ -57,12 +79,12 @@ async function main(): Promise<number> {
       rejected = e instanceof ProtocolError;
       console.log(`header injection attempt: ${(e as Error).name}: ${(e as Error).message}`);
     }
-    const ok = a === 200 && b === 200 && c === 413 && rejected;
-    console.log(
-      ok ? "demo: every exchange behaved as expected" : "demo: something did not behave as expected",
-    );
+    console.log(`idle keep-alive connections in the pool: ${client.transport.idleConnectionCount()}`);
+    const ok = rejected && rows.every((r, i) => r.outcome === expected[i]);
+    console.log(ok ? "demo: every exchange behaved as expected" : "demo: something did not behave as expected");
     return ok ? 0 : 1;
   } finally {
+    await client.close();
     await server.close();
   }
 }
