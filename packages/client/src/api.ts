@@ -3,7 +3,7 @@
 import type { Response } from "@hyperwire/core";
 import { Client } from "./client.js";
 import type { RequestOptions } from "./options.js";
-import { type ClientStream, open as openOn, type StreamHandler } from "./stream.js";
+import { type ClientStream, type ClientStreamHandler, open as openOn } from "./stream.js";
 
 let defaultClient: Client | undefined;
 
@@ -77,13 +77,13 @@ export function open(method: string, url: string | URL, options?: RequestOptions
 export function open(
   method: string,
   url: string | URL,
-  handler: StreamHandler,
+  handler: ClientStreamHandler,
   options?: RequestOptions,
 ): Promise<Response<Uint8Array>>;
 export function open(
   method: string,
   url: string | URL,
-  handlerOrOptions?: StreamHandler | RequestOptions,
+  handlerOrOptions?: ClientStreamHandler | RequestOptions,
   maybeOptions?: RequestOptions,
 ): Promise<ClientStream | Response<Uint8Array>> {
   const opts = typeof handlerOrOptions === "function" ? maybeOptions : handlerOrOptions;

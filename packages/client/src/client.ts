@@ -11,7 +11,7 @@ import {
 import type { BasicAuth, RequestOptions } from "./options.js";
 import { prepare } from "./prepare.js";
 import { send } from "./request.js";
-import { type ClientStream, open, type StreamHandler } from "./stream.js";
+import { type ClientStream, type ClientStreamHandler, open } from "./stream.js";
 import { Transport } from "./transport.js";
 
 /** Options of {@link Client}. Durations are ms; a timeout left unset uses the library default. */
@@ -132,13 +132,13 @@ export class Client {
   open(
     method: string,
     url: string | URL,
-    handler: StreamHandler,
+    handler: ClientStreamHandler,
     options?: VerbOptions,
   ): Promise<Response<Uint8Array>>;
   open(
     method: string,
     url: string | URL,
-    handlerOrOptions?: StreamHandler | VerbOptions,
+    handlerOrOptions?: ClientStreamHandler | VerbOptions,
     options?: VerbOptions,
   ): Promise<ClientStream | Response<Uint8Array>> {
     return open(this, method, url, handlerOrOptions, options);

@@ -18,6 +18,6 @@ export type { RequestBody } from "./body.js";
 export { Client, type ClientOptions } from "./client.js";
 export type { BasicAuth, RequestOptions } from "./options.js";
 export { USER_AGENT } from "./prepare.js";
-export { ClientStream, type StreamHandler } from "./stream.js";
+export { ClientStream, type ClientStreamHandler } from "./stream.js";
 export type { ClientEvent, DoneEvent, RequestEvent, ResponseHeadEvent, Verbosity } from "./trace.js";
 export { TRANSPORT_DEFAULTS, Transport, type TransportOptions } from "./transport.js";

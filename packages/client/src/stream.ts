@@ -8,7 +8,7 @@ import { type Prepared, prepare } from "./prepare.js";
 import { CallGuard, mayRetryStale, responseOf, startAttempt } from "./request.js";
 
 /** The callback form of `open`: it gets the stream; `open` then resolves to the final response. */
-export type StreamHandler = (stream: ClientStream) => unknown;
+export type ClientStreamHandler = (stream: ClientStream) => unknown;
 
 const EMPTY = new Uint8Array(0);
 
@@ -258,7 +258,7 @@ export async function open(
   client: Client,
   method: string,
   url: string | URL,
-  handlerOrOptions?: StreamHandler | Omit<RequestOptions, "client">,
+  handlerOrOptions?: ClientStreamHandler | Omit<RequestOptions, "client">,
   maybeOptions?: Omit<RequestOptions, "client">,
 ): Promise<ClientStream | Response<Uint8Array>> {
   const handler = typeof handlerOrOptions === "function" ? handlerOrOptions : undefined;
