@@ -243,6 +243,9 @@ export function fromWebRequest(req: globalThis.Request): Request {
 
 /** A WHATWG `Response` for `res`. */
 export function toWebResponse(res: Response): globalThis.Response {
+  if (res.status > 599) {
+    throw new ArgumentError(`a WHATWG Response cannot carry status ${res.status} (200–599 only)`);
+  }
   const noBody = res.status === 204 || res.status === 304 || res.status < 200;
   return new globalThis.Response(noBody ? null : webBody(res.body), {
     status: Math.max(res.status, 200),

@@ -212,7 +212,7 @@ export function redactProxyUrl(url: URL | string): string {
     copy.password = "***";
     return copy.href;
   }
-  return url.replace(/^([^/]*\/\/[^:@/]*:)[^@/]*@/, "$1***@").replace(/^([^/:@]*:)[^@/]*@/, "$1***@");
+  return url.replace(/^([^/]*\/\/[^:@/]*:)[^/]*@/, "$1***@").replace(/^([^/:@]*:)[^/]*@/, "$1***@");
 }
 
 /**
@@ -229,6 +229,9 @@ export function parseProxyUrl(value: string | URL): URL {
   try {
     url = new URL(withScheme);
   } catch (e) {
+    // Node's ERR_INVALID_URL keeps the raw input, password included, where util.inspect prints it.
+    if (typeof e === "object" && e !== null && "input" in e)
+      (e as { input: unknown }).input = redactProxyUrl(withScheme);
     throw new ArgumentError(`invalid proxy URL ${JSON.stringify(redactProxyUrl(text))}`, { cause: e });
   }
   return checkProxyUrl(url, text);
@@ -364,13 +367,15 @@ export class ProxyConfig {
     try {
       target = typeof url === "string" ? new URL(url) : url;
     } catch (e) {
-      throw new ArgumentError(`invalid URL ${JSON.stringify(url)}`, { cause: e });
+      throw new ArgumentError(`invalid URL ${JSON.stringify(redactProxyUrl(url))}`);
     }
     if (this.isDirect) return null;
     const secure = target.protocol === "https:" || target.protocol === "wss:";
     const port = target.port ? Number(target.port) : secure ? 443 : 80;
     if (this.noProxy?.matches(target.hostname, port)) return null;
-    if (this.fromEnvironment && isLoopbackHost(target.hostname)) return null;
+    // Loopback goes direct for environment configs (our decision) and, as in HTTP.jl, whenever a
+    // NoProxy list exists.
+    if ((this.fromEnvironment || this.noProxy !== null) && isLoopbackHost(target.hostname)) return null;
     const specific = secure ? this.https : this.http;
     if (!secure && specific !== null && this.#env?.cgiGuard) {
       throw new ArgumentError(

@@ -178,7 +178,8 @@ function queryPart(q: string | URL): string {
   const s = hash >= 0 ? q.slice(0, hash) : q;
   const mark = s.indexOf("?");
   if (mark >= 0) return s.slice(mark + 1);
-  return s;
+  // An absolute URL without `?` has no query (its text is not one).
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? "" : s;
 }
 
 /**
@@ -198,13 +199,15 @@ export function parseQueryPairs(q: string | URL): [string, string][] {
     let end = s.indexOf("&", start);
     if (end < 0) end = s.length;
     if (end > start) {
-      const eq = s.indexOf("=", start);
-      if (eq < 0 || eq > end) {
-        out.push([unescapeUri(s.slice(start, end), true), ""]);
+      // Search for `=` within this pair only: searching the rest of the string is quadratic.
+      const part = s.slice(start, end);
+      const eq = part.indexOf("=");
+      if (eq < 0) {
+        out.push([unescapeUri(part, true), ""]);
       } else {
-        const second = s.indexOf("=", eq + 1);
-        const valueEnd = second >= 0 && second < end ? second : end;
-        out.push([unescapeUri(s.slice(start, eq), true), unescapeUri(s.slice(eq + 1, valueEnd), true)]);
+        const second = part.indexOf("=", eq + 1);
+        const valueEnd = second >= 0 ? second : part.length;
+        out.push([unescapeUri(part.slice(0, eq), true), unescapeUri(part.slice(eq + 1, valueEnd), true)]);
       }
     }
     start = end + 1;
