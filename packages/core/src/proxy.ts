@@ -366,7 +366,8 @@ export class ProxyConfig {
     let target: URL;
     try {
       target = typeof url === "string" ? new URL(url) : url;
-    } catch (e) {
+    } catch {
+      // Node's error repeats the raw URL (password included), so it is not kept as the cause.
       throw new ArgumentError(`invalid URL ${JSON.stringify(redactProxyUrl(url))}`);
     }
     if (this.isDirect) return null;
