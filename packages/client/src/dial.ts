@@ -86,6 +86,9 @@ export function dial(options: DialOptions): Promise<Dialed> {
         reject(err);
         return;
       }
+      // Until the engine attaches its own, an error (a reset right after connect) must not crash the
+      // process; the engine then finds the socket destroyed and the exchange fails as stale.
+      socket.on("error", noop);
       const protocol = secure ? (socket as tls.TLSSocket).alpnProtocol || "http/1.1" : "http/1.1";
       resolve({ socket, protocol });
     };
@@ -144,3 +147,5 @@ export function canceled(reason: unknown): HTTPError {
   const message = reason instanceof Error && reason.message ? reason.message : "request canceled";
   return new CanceledError(message, { cause: reason });
 }
+
+function noop(): void {}

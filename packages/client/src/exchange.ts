@@ -5,6 +5,7 @@ import http from "node:http";
 import type { Writable } from "node:stream";
 import {
   ArgumentError,
+  CanceledError,
   ClosedError,
   Deadline,
   Headers,
@@ -78,6 +79,7 @@ export class Exchange {
   #paused = false;
   #headWaiter: Resolver<ResponseHead> | undefined;
   #doneWaiter: Resolver<Uint8Array> | undefined;
+  #donePromise: Promise<Uint8Array> | undefined;
   #readWaiter: Resolver<Uint8Array | null> | undefined;
   #onHead: ((head: ResponseHead) => void) | undefined;
 
@@ -103,6 +105,7 @@ export class Exchange {
 
   /** Sends the request. The outcome arrives through {@link done} / {@link headReceived}. */
   start(req: ExchangeRequest): void {
+    this.#watchSinkFailure();
     let body = req.body;
     if (body !== null && !(body instanceof Uint8Array) && this.#watchWrites()) {
       body = watchWrites(body, this.#writeIdle!);
@@ -121,6 +124,42 @@ export class Exchange {
     );
   }
 
+  // The caller's responseStream can fail or be destroyed under us: the exchange must fail, not wait
+  // for a 'drain' that never comes.
+  #watchingSink = false;
+  readonly #onSinkDrain = (): void => this.#unpause();
+  readonly #onSinkFailure = (): void => this.#sinkGone();
+
+  #watchSinkFailure(): void {
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    sink.on("error", this.#onSinkFailure);
+    sink.on("close", this.#onSinkFailure);
+  }
+
+  #unwatchSink(): void {
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    sink.removeListener("error", this.#onSinkFailure);
+    sink.removeListener("close", this.#onSinkFailure);
+    sink.removeListener("drain", this.#onSinkDrain);
+  }
+
+  #sinkGone(): void {
+    this.fail(this.#sinkError());
+  }
+
+  #sinkError(): CanceledError {
+    const sink = this.#sink!;
+    const why = sink.errored ? `: ${sink.errored.message}` : " (it was destroyed or ended)";
+    return new CanceledError(
+      `the responseStream failed${why}; the response was abandoned and its connection closed`,
+      {
+        cause: sink.errored ?? undefined,
+      },
+    );
+  }
+
   /** Starts the (paused) write-idle timer when `writeIdleTimeout` is set. */
   #watchWrites(): boolean {
     if (this.#timeouts.writeIdleTimeout === 0) return false;
@@ -129,13 +168,19 @@ export class Exchange {
     return true;
   }
 
-  /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
+  /**
+   * Resolves with the buffered body (empty in Writable and Pull modes) once the response completed.
+   * Every call returns the same promise.
+   */
   done(): Promise<Uint8Array> {
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (this.#error) reject(this.#error);
-      else if (this.#finished) resolve(this.#takeBuffered());
-      else this.#doneWaiter = { resolve, reject };
-    });
+    if (this.#donePromise === undefined) {
+      this.#donePromise = new Promise<Uint8Array>((resolve, reject) => {
+        if (this.#error) reject(this.#error);
+        else if (this.#finished) resolve(this.#takeBuffered());
+        else this.#doneWaiter = { resolve, reject };
+      });
+    }
+    return this.#donePromise;
   }
 
   /** Resolves with the response head. */
@@ -179,6 +224,8 @@ export class Exchange {
 
   onConnect(abort: (err: Error) => void): void {
     this.#abort = abort;
+    // Failed while the request sat in the engine's queue: stop it before it is written.
+    if (this.#error) abort(this.#error);
   }
 
   onRequestSent(): void {
@@ -227,6 +274,7 @@ export class Exchange {
    */
   startExpectContinue(req: ExchangeRequest, host: string): void {
     this.#oneShot = true;
+    this.#watchSinkFailure();
     this.#watchWrites();
     const pairs: [string, string][] = [];
     let hasHost = false;
@@ -303,11 +351,20 @@ export class Exchange {
         this.#chunks.push(chunk);
         this.#size += chunk.byteLength;
         return true;
-      case "writable":
-        if (this.#sink!.write(chunk)) return true;
+      case "writable": {
+        const sink = this.#sink!;
+        if (sink.destroyed || sink.writableEnded) {
+          this.#sinkGone();
+          return false;
+        }
+        if (sink.write(chunk)) return true;
         this.#pause();
-        this.#sink!.once("drain", () => this.#unpause());
+        if (!this.#watchingSink) {
+          this.#watchingSink = true;
+          sink.on("drain", this.#onSinkDrain);
+        }
         return false;
+      }
       default: {
         const w = this.#readWaiter;
         if (w) {
@@ -326,7 +383,13 @@ export class Exchange {
 
   onComplete(rawTrailers: Buffer[] | null): void {
     if (this.#error) return;
+    if (this.#sink !== undefined && (this.#sink.errored || this.#sink.destroyed)) {
+      // The engine is done with this request: settle here, an abort would not reach onError.
+      this.#settleError(this.#sinkError());
+      return;
+    }
     this.#finished = true;
+    this.#unwatchSink();
     this.#stopTimers();
     if (rawTrailers && rawTrailers.length > 0) {
       const flat = rawTrailers.map((b) => b.toString("latin1"));
@@ -370,6 +433,7 @@ export class Exchange {
   #settleError(err: HTTPError): void {
     if (this.#error || this.#finished) return;
     this.#error = err;
+    this.#unwatchSink();
     this.#stopTimers();
     this.#release(false);
     this.#chunks = [];

@@ -80,12 +80,20 @@ export async function startAttempt(
   onHead: ((head: ResponseHead) => void) | undefined,
 ): Promise<{ exchange: Exchange; unwatch: (() => void) | undefined }> {
   const transport = p.client.transport;
-  const acquired = transport.acquire(p.origin, {
+  const how = {
     connectTimeout: p.timeouts.connectTimeout,
     signal: guard?.signal,
     fresh: fresh || p.expectContinue,
-  });
-  const conn = acquired instanceof Promise ? await acquired : acquired;
+  };
+  let acquired = transport.acquire(p.origin, how);
+  let conn = acquired instanceof Promise ? await acquired : acquired;
+  while (!conn.alive || conn.socket.destroyed) {
+    // Handed over by a release whose socket the engine closed right after (an HTTP/1.0 or
+    // `Connection: close, ...` response), or dialed as the transport closed: give it back, take another.
+    transport.release(conn, false);
+    acquired = transport.acquire(p.origin, { ...how, fresh: true });
+    conn = acquired instanceof Promise ? await acquired : acquired;
+  }
   const exchange = new Exchange(transport, conn, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
   const req = { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };

@@ -1,11 +1,19 @@
 // open(): a streaming exchange. The caller writes the request body (each write waits until the
 // engine took the chunk), then pulls the response body. Unread bodies never go back to the pool.
-import { ArgumentError, CanceledError, type HTTPError, type Response, StatusError } from "@hyperwire/core";
+import {
+  ArgumentError,
+  CanceledError,
+  type HTTPError,
+  ProtocolError,
+  type Response,
+  StatusError,
+} from "@hyperwire/core";
 import type { Client } from "./client.js";
-import type { Exchange } from "./exchange.js";
+import type { Exchange, ResponseHead } from "./exchange.js";
 import { isFailingStatus, type RequestOptions, STALE_RETRY_METHODS } from "./options.js";
 import { type Prepared, prepare } from "./prepare.js";
 import { CallGuard, mayRetryStale, responseOf, startAttempt } from "./request.js";
+import { emit } from "./trace.js";
 
 /** The callback form of `open`: it gets the stream; `open` then resolves to the final response. */
 export type ClientStreamHandler = (stream: ClientStream) => unknown;
@@ -17,6 +25,8 @@ type Pending = { chunk: Uint8Array; resolve: () => void; reject: (e: unknown) =>
 /** The request body of an `open()` exchange, fed by `write()` and pulled by the engine. */
 class BodyPipe implements AsyncIterable<Uint8Array> {
   readonly #queue: Pending[] = [];
+  /** The chunk the engine holds but has not asked past yet (its write is still pending). */
+  #inFlight: Pending | undefined;
   #ended = false;
   #error: unknown;
   #wake: (() => void) | undefined;
@@ -39,6 +49,9 @@ class BodyPipe implements AsyncIterable<Uint8Array> {
   fail(err: unknown): void {
     if (this.#error !== undefined) return;
     this.#error = err;
+    const inFlight = this.#inFlight;
+    this.#inFlight = undefined;
+    inFlight?.reject(err);
     for (const p of this.#queue.splice(0)) p.reject(err);
     this.#wakeUp();
   }
@@ -50,19 +63,33 @@ class BodyPipe implements AsyncIterable<Uint8Array> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const next = this.#queue.shift();
-      if (next !== undefined) {
-        yield next.chunk;
-        // The engine asked for more: the chunk was handed to the socket.
-        next.resolve();
-        continue;
+    try {
+      for (;;) {
+        const next = this.#queue.shift();
+        if (next !== undefined) {
+          this.#inFlight = next;
+          yield next.chunk;
+          // The engine asked for more: the chunk was handed to the socket.
+          this.#inFlight = undefined;
+          next.resolve();
+          continue;
+        }
+        if (this.#error !== undefined) throw this.#error;
+        if (this.#ended) return;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
       }
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
+    } finally {
+      // The engine stopped pulling before the end (the connection failed, or the response ended the
+      // exchange early): nothing more will be sent, so pending and later writes must not wait forever.
+      if (this.#inFlight !== undefined || !this.#ended) {
+        this.fail(
+          new ProtocolError("the request body was not sent in full: the exchange ended; see startRead()", {
+            code: "HW_CONNECTION_CLOSED",
+          }),
+        );
+      }
     }
   }
 }
@@ -88,6 +115,9 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
   #writeClosed = false;
   #response: Response<Uint8Array> | undefined;
   #closed = false;
+  /** closeRead() is throwing away an unread body: the exchange's abort is not a failure to report. */
+  #discarding = false;
+  #traced = false;
 
   /** @internal Made by `open`. */
   constructor(p: Prepared, options: RequestOptions) {
@@ -167,6 +197,7 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
     const res = await this.startRead();
     const exchange = await this.#started!;
     if (!exchange.finished) {
+      this.#discarding = true;
       exchange.fail(
         new CanceledError("the response body was not read to its end; the connection was closed"),
       );
@@ -201,6 +232,19 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
     await this.close();
   }
 
+  /** The `done` trace event, once: with the response, or with the error that ended the exchange. */
+  #traceDone(error: unknown): void {
+    const tracer = this.#p.tracer;
+    if (tracer === null || this.#traced) return;
+    this.#traced = true;
+    emit(tracer, {
+      type: "done",
+      response: error === null ? (this.#response ?? null) : null,
+      error,
+      url: this.#p.url,
+    });
+  }
+
   #finish(exchange: Exchange): void {
     if (exchange.trailers !== undefined && this.#response !== undefined)
       this.#response.trailers = exchange.trailers;
@@ -212,11 +256,23 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
 
   #start(pipe: BodyPipe | null): void {
     const p: Prepared = { ...this.#p, body: pipe };
-    this.#started = this.#run(p).catch((e: unknown) => {
-      pipe?.fail(e);
-      this.#guard?.dispose();
-      throw e;
-    });
+    this.#started = this.#run(p).then(
+      (exchange) => {
+        if (p.tracer !== null) {
+          exchange.done().then(
+            () => this.#traceDone(null),
+            (e: unknown) => this.#traceDone(this.#discarding ? null : e),
+          );
+        }
+        return exchange;
+      },
+      (e: unknown) => {
+        pipe?.fail(e);
+        this.#guard?.dispose();
+        this.#traceDone(e);
+        throw e;
+      },
+    );
     // Errors are delivered to the caller's next startRead/read/write; don't report them as unhandled meanwhile.
     this.#started.catch(() => {});
   }
@@ -225,10 +281,34 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
     for (let attempt = 1; ; attempt++) {
       let exchange: Exchange | undefined;
       try {
-        const started = await startAttempt(p, this.#guard, "pull", undefined, attempt > 1, undefined);
+        const tracer = p.tracer;
+        if (tracer !== null) {
+          emit(tracer, {
+            type: "request",
+            request: p.request,
+            url: p.url,
+            attempt,
+            redirectCount: 0,
+            protocol: "h1",
+          });
+        }
+        const onHead =
+          tracer === null
+            ? undefined
+            : (head: ResponseHead) => {
+                const response = responseOf(p, head, EMPTY);
+                this.#response = response;
+                emit(tracer, { type: "responseHead", response, url: p.url, attempt, redirectCount: 0 });
+              };
+        const started = await startAttempt(p, this.#guard, "pull", undefined, attempt > 1, onHead);
         exchange = started.exchange;
         const unwatch = started.unwatch;
-        if (unwatch !== undefined) void exchange.done().then(unwatch, unwatch);
+        const pipe = p.body instanceof BodyPipe ? p.body : undefined;
+        void exchange.done().then(unwatch, (e: unknown) => {
+          unwatch?.();
+          // Writes still waiting get the exchange's error rather than hanging.
+          pipe?.fail(e);
+        });
         if (p.body === null && STALE_RETRY_METHODS.has(p.method) && exchange.conn.served > 0) {
           // A stale keep-alive connection fails here, before the caller sees anything: retry it once.
           await exchange.headReceived();

@@ -80,7 +80,19 @@ function verbosity(v: Verbosity | undefined): 0 | 1 | 2 {
 /** Sends one event to the verbose log, then the `trace` callback, then its diagnostics channel. */
 export function emit(tracer: Tracer, event: ClientEvent): void {
   if (tracer.level > 0) process.stderr.write(verboseLines(event, tracer.level));
-  tracer.trace?.(event);
+  if (tracer.trace !== undefined) {
+    try {
+      tracer.trace(event);
+    } catch (e) {
+      // An observer must not change the outcome of the request it observes.
+      process.emitWarning(
+        `the trace callback threw on a ${event.type} event: ${(e as Error)?.message ?? String(e)}`,
+        {
+          code: "HW_TRACE_CALLBACK",
+        },
+      );
+    }
+  }
   const channel = channels[event.type];
   if (channel.hasSubscribers) channel.publish(event);
 }

@@ -195,6 +195,11 @@ export class Transport {
         const conn = idle.pop()!;
         this.#idleTotal--;
         if (conn.alive && !conn.socket.destroyed) return conn;
+        // Closed before its 'disconnect' arrived: #gone will not find it in `idle` any more, so
+        // free its slot here (else maxConnsPerHost loses a connection for good).
+        conn.alive = false;
+        pool.total--;
+        conn.destroy();
       }
     }
     if (this.maxConnsPerHost === 0 || pool.total < this.maxConnsPerHost) return this.#dial(pool, options);
@@ -335,6 +340,7 @@ export class Transport {
       pool.total--;
       conn.destroy();
       this.#pump(pool);
+      this.#forgetIfEmpty(pool);
     }
     // A busy connection is dropped by release() when its exchange ends.
   }
@@ -344,6 +350,14 @@ export class Transport {
     pool.total--;
     conn.destroy();
     this.#pump(pool);
+    this.#forgetIfEmpty(pool);
+  }
+
+  /** A pool with no connections and no waiters is forgotten (per-call TLS pools would pile up otherwise). */
+  #forgetIfEmpty(pool: HostPool): void {
+    if (pool.total === 0 && pool.waiters.length === 0 && this.#pools.get(pool.origin.key) === pool) {
+      this.#pools.delete(pool.origin.key);
+    }
   }
 
   #discardIdle(pool: HostPool, conn: Connection): void {
