@@ -23,14 +23,21 @@ async function main(): Promise<number> {
       if (req.method === "POST") {
         return new Response(200, { headers: { "Content-Type": "application/json" }, body: req.body });
       }
-      return new Response(200, { headers: { "Content-Type": "text/plain" }, body: `hello from ${req.target}` });
+      return new Response(200, {
+        headers: { "Content-Type": "text/plain" },
+        body: `hello from ${req.target}`,
+      });
     },
     { host: "127.0.0.1", port: 0, maxBodyBytes: 1024 },
   );
   const client = new Client();
   const rows: Row[] = [];
   const expected: string[] = [];
-  const timed = async (what: string, expect: string, run: () => Promise<{ status: number; body: Uint8Array }>) => {
+  const timed = async (
+    what: string,
+    expect: string,
+    run: () => Promise<{ status: number; body: Uint8Array }>,
+  ) => {
     const start = performance.now();
     let outcome: string;
     let bytes = 0;
@@ -48,8 +55,12 @@ async function main(): Promise<number> {
   };
   try {
     console.log(`server listening on ${server.url}`);
-    await timed("GET /hello?lang=en", "200", () => client.get(`${server.url}/hello`, { query: { lang: "en" } }));
-    await timed("POST /echo (json)", "200", () => client.post(`${server.url}/echo`, { json: { hello: "world" } }));
+    await timed("GET /hello?lang=en", "200", () =>
+      client.get(`${server.url}/hello`, { query: { lang: "en" } }),
+    );
+    await timed("POST /echo (json)", "200", () =>
+      client.post(`${server.url}/echo`, { json: { hello: "world" } }),
+    );
     await timed("GET /missing", "StatusError(404)", () => client.get(`${server.url}/missing`));
     await timed("POST 4 KiB (server maxBodyBytes 1 KiB)", "StatusError(413)", () =>
       client.post(`${server.url}/big`, { body: "x".repeat(4096) }),
@@ -81,7 +92,9 @@ async function main(): Promise<number> {
     }
     console.log(`idle keep-alive connections in the pool: ${client.transport.idleConnectionCount()}`);
     const ok = rejected && rows.every((r, i) => r.outcome === expected[i]);
-    console.log(ok ? "demo: every exchange behaved as expected" : "demo: something did not behave as expected");
+    console.log(
+      ok ? "demo: every exchange behaved as expected" : "demo: something did not behave as expected",
+    );
     return ok ? 0 : 1;
   } finally {
     await client.close();
