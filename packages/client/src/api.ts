@@ -3,13 +3,17 @@
 import type { Response } from "@hyperwire/core";
 import { Client } from "./client.js";
 import type { RequestOptions } from "./options.js";
+import { DEFAULT_CLIENTS } from "./prepare.js";
 import { type ClientStream, type ClientStreamHandler, open as openOn } from "./stream.js";
 
 let defaultClient: Client | undefined;
 
 /** The process-wide client the helpers use when no `client` option is given (created on first use). */
 export function getDefaultClient(): Client {
-  if (defaultClient === undefined || !defaultClient.isOpen) defaultClient = new Client();
+  if (defaultClient === undefined || !defaultClient.isOpen) {
+    defaultClient = new Client();
+    DEFAULT_CLIENTS.add(defaultClient);
+  }
   return defaultClient;
 }
 

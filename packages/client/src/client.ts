@@ -3,6 +3,7 @@ import {
   ArgumentError,
   Headers,
   type HeadersInit,
+  ProxyConfig,
   type QueryInit,
   type Response,
   resolveTimeouts,
@@ -16,7 +17,7 @@ import { Transport } from "./transport.js";
 
 /** Options of {@link Client}. Durations are ms; a timeout left unset uses the library default. */
 export interface ClientOptions extends TimeoutOptions {
-  /** The connection pool. Default: a new `Transport` (closed with the client). */
+  /** The connection pool. Default: a new `Transport` (closed with the client) using the environment's proxies. */
   transport?: Transport;
   /** Headers added to every request that does not set them. */
   defaultHeaders?: HeadersInit;
@@ -64,9 +65,14 @@ export class Client {
       );
     }
     this.#ownsTransport = options.transport === undefined;
+    // A client's own transport takes its proxies from the environment (read once, here); a Transport
+    // made by hand is direct unless given a proxy.
     this.transport =
       options.transport ??
-      new Transport(options.localAddress !== undefined ? { localAddress: options.localAddress } : {});
+      new Transport({
+        proxy: ProxyConfig.fromEnv(),
+        ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+      });
     const timeouts: TimeoutOptions = {};
     resolveTimeouts(options); // validates
     for (const k of [

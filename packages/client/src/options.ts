@@ -2,7 +2,7 @@
 
 import type { Writable } from "node:stream";
 import type tls from "node:tls";
-import type { HeadersInit, QueryInit, RequestContext, TimeoutOptions } from "@hyperwire/core";
+import type { HeadersInit, ProxyInit, QueryInit, RequestContext, TimeoutOptions } from "@hyperwire/core";
 import type { RequestBody } from "./body.js";
 import type { Client } from "./client.js";
 import type { ClientEvent, Verbosity } from "./trace.js";
@@ -31,6 +31,11 @@ export interface RequestOptions extends TimeoutOptions {
   basicAuth?: BasicAuth;
   /** The client to send with. Default: a process-wide client created on first use. */
   client?: Client;
+  /**
+   * The proxy for this call: a URL, a `ProxyConfig`, or `null` for direct. Only without an explicit
+   * `client` (a client's proxy is its Transport's); an `ArgumentError` otherwise.
+   */
+  proxy?: ProxyInit;
   /** Throw `StatusError` for status ≥ 300 except 301, 302, 303, 307, 308. Default true. */
   statusException?: boolean;
   /** Write the response body here as it arrives (the returned `body` is then empty). Not ended for you. */

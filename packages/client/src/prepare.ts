@@ -1,5 +1,6 @@
 // From (method, url, options) to what goes on the wire: URL checks, query merge, headers with the
 // client's defaults, basic auth precedence, User-Agent, body, timeouts, the origin and its pool key.
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type tls from "node:tls";
 import {
@@ -8,8 +9,12 @@ import {
   Headers,
   mergeDefaultQuery,
   mergeQuery,
+  type ProxyConfig,
+  proxyAuthorization,
+  proxyPort,
   Request,
   type ResolvedTimeouts,
+  redactProxyUrl,
   resolveTimeouts,
   unescapeUri,
 } from "@hyperwire/core";
@@ -17,7 +22,7 @@ import { prepareBody } from "./body.js";
 import type { Client } from "./client.js";
 import type { RequestOptions } from "./options.js";
 import { type Tracer, tracerFor } from "./trace.js";
-import type { Origin } from "./transport.js";
+import { type Origin, toProxyConfig } from "./transport.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 /** The User-Agent sent when the caller sets none. */
@@ -85,32 +90,55 @@ export function prepare(
   const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   const port = u.port === "" ? (secure ? 443 : 80) : Number(u.port);
   const callTls = options.tls;
-  let key = `${u.protocol}//${u.hostname}:${port}`;
+  let tlsSuffix = "";
   if (callTls !== undefined) {
     let id = tlsIds.get(callTls);
     if (id === undefined) {
       id = nextTlsId++;
       tlsIds.set(callTls, id);
     }
-    key += `#tls${id}`;
+    tlsSuffix = `#tls${id}`;
   }
-  const origin: Origin = { key, host, port, secure, tls: callTls };
+  const key = `${u.protocol}//${u.hostname}:${port}${tlsSuffix}`;
   const cleanUrl = `${u.protocol}//${u.host}${path}`;
+  const proxy = selectProxy(client, options, u);
+  let origin: Origin;
+  let target = path;
+  if (proxy === null) {
+    origin = { key, host, port, secure, tls: callTls };
+  } else if (!secure && (proxy.protocol === "http:" || proxy.protocol === "https:")) {
+    // Plain http through an HTTP proxy: absolute-form target on a connection to the proxy, which any
+    // origin can share.
+    origin = {
+      key: `${proxyIdentity(proxy)} (forward)${tlsSuffix}`,
+      host: proxy.hostname.startsWith("[") ? proxy.hostname.slice(1, -1) : proxy.hostname,
+      port: proxyPort(proxy),
+      secure: proxy.protocol === "https:",
+      tls: callTls,
+      label: `proxy ${redactProxyUrl(proxy)}`,
+    };
+    target = cleanUrl;
+    if (!headers.has("host")) headers.set("Host", u.host);
+    const auth = proxyAuthorization(proxy);
+    if (auth !== null && !headers.has("proxy-authorization")) headers.set("Proxy-Authorization", auth);
+  } else {
+    origin = { key: `${key} via ${proxyIdentity(proxy)}`, host, port, secure, tls: callTls, tunnel: proxy };
+  }
 
   if (!bodyAllowed) {
-    return finish(client, method, origin, cleanUrl, path, headers, null, timeouts, tracer, options);
+    return finish(client, method, origin, cleanUrl, target, headers, null, timeouts, tracer, options);
   }
   const body = prepareBody(options.body, options.json);
   if (body instanceof Promise) {
     return body.then((b) => {
       if (b.contentType !== undefined && !headers.has("content-type"))
         headers.set("Content-Type", b.contentType);
-      return finish(client, method, origin, cleanUrl, path, headers, b.data, timeouts, tracer, options);
+      return finish(client, method, origin, cleanUrl, target, headers, b.data, timeouts, tracer, options);
     });
   }
   if (body.contentType !== undefined && !headers.has("content-type"))
     headers.set("Content-Type", body.contentType);
-  return finish(client, method, origin, cleanUrl, path, headers, body.data, timeouts, tracer, options);
+  return finish(client, method, origin, cleanUrl, target, headers, body.data, timeouts, tracer, options);
 }
 
 function finish(
@@ -147,6 +175,37 @@ function finish(
     authority: hostHeaderOf(url),
     expectContinue: headers.get("expect")?.toLowerCase() === "100-continue",
   };
+}
+
+/** Clients that are the process-wide default (the only ones a per-call `proxy` may go with). */
+export const DEFAULT_CLIENTS = new WeakSet<Client>();
+
+function selectProxy(client: Client, options: RequestOptions, u: URL): URL | null {
+  let config: ProxyConfig | null;
+  if (options.proxy !== undefined) {
+    if (!DEFAULT_CLIENTS.has(client)) {
+      throw new ArgumentError(
+        "give a proxy either per call or to the client's Transport, not both: a call with an explicit client takes no proxy option",
+      );
+    }
+    config = toProxyConfig(options.proxy);
+  } else config = client.transport.proxy;
+  return config === null ? null : config.proxyFor(u);
+}
+
+const identities = new WeakMap<URL, string>();
+
+/** A proxy's pool identity: its URL without the password, plus a digest of the credentials. */
+function proxyIdentity(proxy: URL): string {
+  let id = identities.get(proxy);
+  if (id === undefined) {
+    id = redactProxyUrl(proxy);
+    if (proxy.password !== "") {
+      id += `#${createHash("sha256").update(`${proxy.username}:${proxy.password}`).digest("hex").slice(0, 12)}`;
+    }
+    identities.set(proxy, id);
+  }
+  return id;
 }
 
 function parseUrl(url: string | URL): URL {

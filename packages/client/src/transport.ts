@@ -3,7 +3,7 @@
 // while undici does the HTTP/1.1 framing.
 import type net from "node:net";
 import type tls from "node:tls";
-import { ArgumentError, ClosedError, type HTTPError } from "@hyperwire/core";
+import { ArgumentError, ClosedError, type HTTPError, ProxyConfig, type ProxyInit } from "@hyperwire/core";
 import { Client as EngineClient } from "undici";
 import { canceled, type Dialed, dial } from "./dial.js";
 
@@ -26,6 +26,11 @@ export interface TransportOptions {
   localAddress?: string;
   /** Largest response head accepted, in bytes. Default 64 KiB (a larger head is a `ParseError`). */
   maxResponseHeaderBytes?: number;
+  /**
+   * The proxy: a URL, a `ProxyConfig`, or `null` for direct (the default: a Transport does not read
+   * the environment; a `Client` made without a transport does).
+   */
+  proxy?: ProxyInit;
 }
 
 /** The defaults of {@link TransportOptions}, in one place. */
@@ -46,6 +51,10 @@ export interface Origin {
   readonly secure: boolean;
   /** TLS options of this origin's pool, replacing the transport's (a per-call `tls` option). */
   readonly tls?: tls.ConnectionOptions | undefined;
+  /** A proxy that tunnels to the origin (CONNECT or SOCKS5). */
+  readonly tunnel?: URL | undefined;
+  /** How errors name this peer when it is a forward proxy rather than the origin. */
+  readonly label?: string | undefined;
 }
 
 /** How an acquire may wait: the connect timeout of this request and the signal that ends it. */
@@ -158,6 +167,8 @@ export class Transport {
   readonly localAddress: string | undefined;
   readonly tls: tls.ConnectionOptions | undefined;
   readonly maxResponseHeaderBytes: number;
+  /** Where requests go through; `null` for direct. */
+  readonly proxy: ProxyConfig | null;
   readonly #pools = new Map<string, HostPool>();
   #idleTotal = 0;
   #closed = false;
@@ -171,6 +182,7 @@ export class Transport {
     this.maxResponseHeaderBytes = positiveInt("maxResponseHeaderBytes", o.maxResponseHeaderBytes);
     this.localAddress = options.localAddress;
     this.tls = options.tls;
+    this.proxy = toProxyConfig(options.proxy);
   }
 
   /** False once {@link close} was called. */
@@ -288,6 +300,8 @@ export class Transport {
       port: origin.port,
       secure: origin.secure,
       tls: origin.tls ?? this.tls,
+      proxy: origin.tunnel,
+      label: origin.label,
       localAddress: this.localAddress,
       connectTimeout: options.connectTimeout,
       signal: options.signal,
@@ -382,6 +396,13 @@ function settleWaiter(waiter: Waiter): void {
 
 function closedError(): ClosedError {
   return new ClosedError("the transport is closed; create a new Transport (or Client) to send more requests");
+}
+
+/** A proxy option as a `ProxyConfig` (`null`: direct). */
+export function toProxyConfig(init: ProxyInit | undefined): ProxyConfig | null {
+  if (init === undefined || init === null) return null;
+  if (init instanceof ProxyConfig) return init.isDirect ? null : init;
+  return ProxyConfig.fromUrl(init);
 }
 
 /** The host as it appears in a URL (IPv6 in brackets). */
