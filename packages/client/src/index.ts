@@ -16,6 +16,7 @@ export {
 } from "./api.js";
 export type { RequestBody } from "./body.js";
 export { Client, type ClientOptions } from "./client.js";
+export { type Dialed, type DialOptions, dial } from "./dial.js";
 export type { BasicAuth, RequestOptions } from "./options.js";
 export { USER_AGENT } from "./prepare.js";
 export { ClientStream, type ClientStreamHandler } from "./stream.js";

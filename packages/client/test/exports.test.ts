@@ -11,6 +11,7 @@ test("the public surface of @hyperwire/client", async () => {
     "closeIdleConnections",
     "del",
     "delete",
+    "dial",
     "get",
     "getDefaultClient",
     "head",
