@@ -1,2 +1,22 @@
-// The public surface of @hyperwire/websockets. It gets its content from its own issue.
-export {};
+// The public surface of @hyperwire/websockets. Re-exports only; nothing is defined here.
+export { close, forceClose, ping, pong, receive, send, serverAddr } from "./functions.js";
+export {
+  type AcceptOptions,
+  isUpgradeRequest as isUpgrade,
+  LISTEN_DEFAULTS,
+  type ListenOptions,
+  listen,
+  type OriginCheck,
+  type SessionHandler,
+  WebSocketServer,
+} from "./listen.js";
+export { WebSockets } from "./namespace.js";
+export { OPEN_DEFAULTS, type OpenOptions, open, type WebSocketHandler } from "./open.js";
+export {
+  CLOSE_WAIT_MS,
+  isValidCloseCode,
+  type Message,
+  type SendData,
+  type SessionOptions,
+  WebSocket,
+} from "./websocket.js";

@@ -1,0 +1,318 @@
+// The WebSocket a user holds: ws's framing underneath, with messages as an async iterable, sends
+// that resolve once written, a bounded close handshake, read-idle and ping/pong liveness.
+import { ArgumentError, IdleTimer, WebSocketError } from "@hyperwire/core";
+import type { WebSocket as WsSocket } from "ws";
+
+/** A message: `string` for text, `Uint8Array` for binary. */
+export type Message = string | Uint8Array;
+
+/** What `send` takes: one message, or an iterable of chunks sent as one fragmented message. */
+export type SendData =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | Iterable<string | Uint8Array>
+  | AsyncIterable<string | Uint8Array>;
+
+/** Liveness and limits shared by both sides. Durations in ms; `0` disables. */
+export interface SessionOptions {
+  /** Silence (no message, ping or pong) this long closes the connection with 1006. Default 0. */
+  readIdleTimeout?: number;
+  /** Send a ping every this many ms. Default 0. */
+  pingInterval?: number;
+  /** Close with 1006 when a ping's pong does not come back within this. Default 0 (needs `pingInterval`). */
+  pongTimeout?: number;
+}
+
+/** Close codes after which iteration ends quietly. */
+const OK_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
+/** How long `close()` waits for the peer's close frame. */
+export const CLOSE_WAIT_MS = 5_000;
+/** Stop reading from the socket when this many messages wait unread. */
+const QUEUE_HIGH_WATER = 256;
+
+type Waiter = { resolve: (m: IteratorResult<Message>) => void; reject: (e: unknown) => void };
+
+/** True for a close code a peer may send (RFC 6455 §7.4, and the 3000–4999 range). */
+export function isValidCloseCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+      (code >= 3000 && code <= 4999))
+  );
+}
+
+/**
+ * One WebSocket connection, client or server side.
+ *
+ * ```ts
+ * for await (const msg of ws) await ws.send(typeof msg === "string" ? msg.toUpperCase() : msg);
+ * ```
+ */
+export class WebSocket implements AsyncIterable<Message> {
+  /** The subprotocol both sides agreed on, or `null`. */
+  readonly subprotocol: string | null;
+  /** The request path and query of the handshake (server side: what the client asked for). */
+  readonly target: string;
+  readonly #ws: WsSocket;
+  readonly #queue: Message[] = [];
+  #waiter: Waiter | undefined;
+  #paused = false;
+  #closed = false;
+  #closeCode = 1005;
+  #closeReason = "";
+  #closing: Promise<void> | undefined;
+  readonly #whenClosed: Promise<void>;
+  #readIdle: IdleTimer | undefined;
+  #pinger: NodeJS.Timeout | undefined;
+  #pongTimer: NodeJS.Timeout | undefined;
+  readonly #pongTimeout: number;
+
+  /** @internal Made by `open`, `listen` and `upgrade`. */
+  constructor(ws: WsSocket, target: string, options: SessionOptions = {}) {
+    this.#ws = ws;
+    this.target = target;
+    this.subprotocol = ws.protocol === "" ? null : ws.protocol;
+    ws.binaryType = "nodebuffer";
+    // ws throws oversize compressed messages as an 'error' event: without a listener the process dies.
+    ws.on("error", noop);
+    ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    this.#whenClosed = new Promise<void>((resolve) => {
+      ws.once("close", (code, reason) => {
+        this.#onClose(code, reason.toString("utf8"));
+        resolve();
+      });
+    });
+    const idle = options.readIdleTimeout ?? 0;
+    if (idle > 0) {
+      this.#readIdle = new IdleTimer(idle, "readIdle", () =>
+        this.#abort(1006, "websocket read idle timeout"),
+      );
+      ws.on("ping", () => this.#readIdle?.touch());
+      ws.on("pong", () => this.#readIdle?.touch());
+    }
+    this.#pongTimeout = options.pongTimeout ?? 0;
+    const interval = options.pingInterval ?? 0;
+    if (interval > 0) {
+      this.#pinger = setInterval(() => this.#ping(), interval);
+      this.#pinger.unref();
+      ws.on("pong", () => {
+        if (this.#pongTimer !== undefined) {
+          clearTimeout(this.#pongTimer);
+          this.#pongTimer = undefined;
+        }
+      });
+    }
+  }
+
+  /** True once the connection is closed (or closing). */
+  get isClosed(): boolean {
+    return this.#closed || this.#ws.readyState >= 2;
+  }
+
+  /** The close code, once closed (1005 when the peer gave none, 1006 when the connection just dropped). */
+  get closeCode(): number | undefined {
+    return this.#closed ? this.#closeCode : undefined;
+  }
+
+  /** The close reason, once closed. */
+  get closeReason(): string | undefined {
+    return this.#closed ? this.#closeReason : undefined;
+  }
+
+  /** True when {@link receive} would not wait. */
+  get isReady(): boolean {
+    return this.#queue.length > 0 || this.#closed;
+  }
+
+  /** Messages received but not yet read. */
+  get bufferedMessages(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Sends a message: a string as text, bytes as binary, an (async) iterable as one fragmented message
+   * (its first chunk decides text or binary). Resolves with the payload size once written to the
+   * socket, so awaiting each send respects back-pressure. After close: `WebSocketError(1006)`.
+   */
+  async send(data: SendData): Promise<number> {
+    if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer) {
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      return this.#sendFrame(bytes, typeof data !== "string", true);
+    }
+    if (data === null || typeof data !== "object") {
+      throw new ArgumentError("send() takes a string, bytes, or an (async) iterable of chunks");
+    }
+    let pending: string | Uint8Array | undefined;
+    let binary = false;
+    let total = 0;
+    for await (const chunk of data as AsyncIterable<string | Uint8Array>) {
+      if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+        throw new ArgumentError("a fragmented message's chunks must be strings or Uint8Arrays");
+      }
+      if (pending === undefined) binary = typeof chunk !== "string";
+      else total += await this.#sendFrame(pending, binary, false);
+      pending = chunk;
+    }
+    total += await this.#sendFrame(pending ?? (binary ? new Uint8Array(0) : ""), binary, true);
+    return total;
+  }
+
+  #sendFrame(data: string | Uint8Array, binary: boolean, fin: boolean): Promise<number> {
+    if (this.isClosed) return Promise.reject(this.#closedError());
+    const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+    return new Promise<number>((resolve, reject) => {
+      this.#ws.send(data, { binary, fin }, (err) => {
+        if (err) reject(this.#closedError(err));
+        else resolve(size);
+      });
+    });
+  }
+
+  /**
+   * The next message. Messages that arrived before the close are returned first; after that it
+   * throws `WebSocketError` with the close code.
+   */
+  async receive(): Promise<Message> {
+    const next = await this.#next();
+    if (next.done) throw new WebSocketError(this.#closeCode, this.#closeReason);
+    return next.value;
+  }
+
+  /** Sends a ping (pings from the peer are answered for you). */
+  ping(data: Uint8Array | string = new Uint8Array(0)): Promise<void> {
+    return this.#control("ping", data);
+  }
+
+  /** Sends an unsolicited pong. */
+  pong(data: Uint8Array | string = new Uint8Array(0)): Promise<void> {
+    return this.#control("pong", data);
+  }
+
+  #control(kind: "ping" | "pong", data: Uint8Array | string): Promise<void> {
+    if (this.isClosed) return Promise.reject(this.#closedError());
+    return new Promise<void>((resolve, reject) => {
+      this.#ws[kind](data, undefined, (err) => (err ? reject(this.#closedError(err)) : resolve()));
+    });
+  }
+
+  /**
+   * Starts the close handshake (code 1000 by default), waits up to 5 s for the peer's close frame,
+   * then drops the connection. Idempotent. Codes outside RFC 6455's set and reasons over 123 bytes
+   * are an `ArgumentError`.
+   */
+  close(code = 1000, reason = ""): Promise<void> {
+    if (!isValidCloseCode(code)) throw new ArgumentError(`invalid close code ${code}`);
+    if (Buffer.byteLength(reason) > 123)
+      throw new ArgumentError("a close reason is at most 123 bytes of UTF-8");
+    if (this.#closing === undefined) {
+      this.#closing = this.#closeNow(code, reason);
+    }
+    return this.#closing;
+  }
+
+  async #closeNow(code: number, reason: string): Promise<void> {
+    if (this.#ws.readyState < 2) this.#ws.close(code, reason);
+    const timer = setTimeout(() => this.#ws.terminate(), CLOSE_WAIT_MS);
+    timer.unref();
+    await this.#whenClosed;
+    clearTimeout(timer);
+  }
+
+  /** Drops the connection without a close handshake (the close code becomes `code`, default 1006). */
+  terminate(): void {
+    this.#abort(1006, "");
+  }
+
+  /** Resolves once the connection is closed. */
+  closed(): Promise<void> {
+    return this.#whenClosed;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: async () => {
+        const next = await this.#next();
+        if (next.done && !OK_CLOSE_CODES.has(this.#closeCode)) {
+          throw new WebSocketError(this.#closeCode, this.#closeReason);
+        }
+        return next;
+      },
+      return: async () => ({ done: true, value: undefined }),
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#closed) await this.close();
+  }
+
+  #next(): Promise<IteratorResult<Message>> {
+    const message = this.#queue.shift();
+    if (message !== undefined) {
+      if (this.#paused && this.#queue.length < QUEUE_HIGH_WATER / 2) {
+        this.#paused = false;
+        this.#ws.resume();
+      }
+      return Promise.resolve({ done: false, value: message });
+    }
+    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
+    return new Promise<IteratorResult<Message>>((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.#readIdle?.touch();
+    const message: Message = isBinary ? data : data.toString("utf8");
+    const w = this.#waiter;
+    if (w !== undefined) {
+      this.#waiter = undefined;
+      w.resolve({ done: false, value: message });
+      return;
+    }
+    this.#queue.push(message);
+    if (!this.#paused && this.#queue.length >= QUEUE_HIGH_WATER) {
+      this.#paused = true;
+      this.#ws.pause();
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closeCode = code;
+      this.#closeReason = reason;
+    }
+    this.#readIdle?.cancel();
+    if (this.#pinger !== undefined) clearInterval(this.#pinger);
+    if (this.#pongTimer !== undefined) clearTimeout(this.#pongTimer);
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.resolve({ done: true, value: undefined });
+  }
+
+  /** Ends the connection now with a local close code (1006 for timeouts and lost peers). */
+  #abort(code: number, reason: string): void {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closeCode = code;
+      this.#closeReason = reason;
+    }
+    this.#ws.terminate();
+  }
+
+  #ping(): void {
+    if (this.isClosed) return;
+    this.#ws.ping();
+    if (this.#pongTimeout > 0 && this.#pongTimer === undefined) {
+      this.#pongTimer = setTimeout(() => this.#abort(1006, "websocket pong timeout"), this.#pongTimeout);
+      this.#pongTimer.unref();
+    }
+  }
+
+  #closedError(cause?: unknown): WebSocketError {
+    return new WebSocketError(this.#closed ? this.#closeCode : 1006, "websocket is closed", { cause });
+  }
+}
+
+function noop(): void {}
