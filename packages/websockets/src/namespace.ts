@@ -3,10 +3,12 @@
 import { close, forceClose, ping, pong, receive, send, serverAddr } from "./functions.js";
 import { isUpgradeRequest, listen } from "./listen.js";
 import { open } from "./open.js";
+import { upgrade } from "./upgrade.js";
 
 export const WebSockets = Object.freeze({
   open,
   listen,
+  upgrade,
   isUpgrade: isUpgradeRequest,
   send,
   receive,
