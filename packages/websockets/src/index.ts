@@ -12,6 +12,7 @@ export {
 } from "./listen.js";
 export { WebSockets } from "./namespace.js";
 export { OPEN_DEFAULTS, type OpenOptions, open, type WebSocketHandler } from "./open.js";
+export { upgrade } from "./upgrade.js";
 export {
   CLOSE_WAIT_MS,
   isValidCloseCode,
