@@ -125,9 +125,12 @@ export async function dial(options: DialOptions): Promise<Dialed> {
           port,
           options,
           signal,
-          () => {
-            phase = "tls";
-          },
+          // A forward proxy's TLS handshake is part of the proxy handshake: still the connect phase.
+          options.label === undefined
+            ? () => {
+                phase = "tls";
+              }
+            : undefined,
           options.label,
         );
       } else {
@@ -465,7 +468,9 @@ function socksAddress(host: string): Buffer {
       tail === undefined ? left : [...left, ...new Array(8 - left.length - right.length).fill("0"), ...right];
     const out = Buffer.alloc(17);
     out[0] = 4;
-    groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), 1 + i * 2));
+    groups.forEach((g, i) => {
+      out.writeUInt16BE(Number.parseInt(g, 16), 1 + i * 2);
+    });
     return out;
   }
   const name = Buffer.from(host, "utf8");

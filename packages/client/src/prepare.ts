@@ -38,7 +38,7 @@ export interface Prepared {
   /** Origin-form target. */
   readonly path: string;
   readonly headers: Headers;
-  /** Flat headers for the engine. */
+  /** Flat headers for the engine: `headers` plus wire-only ones (a forward proxy's `Proxy-Authorization`). */
   readonly flatHeaders: string[];
   readonly body: Uint8Array | AsyncIterable<Uint8Array> | null;
   readonly timeouts: ResolvedTimeouts;
@@ -104,6 +104,7 @@ export function prepare(
   const proxy = selectProxy(client, options, u);
   let origin: Origin;
   let target = path;
+  let wireOnly: string[] | undefined;
   if (proxy === null) {
     origin = { key, host, port, secure, tls: callTls };
   } else if (!secure && (proxy.protocol === "http:" || proxy.protocol === "https:")) {
@@ -119,26 +120,64 @@ export function prepare(
     };
     target = cleanUrl;
     if (!headers.has("host")) headers.set("Host", u.host);
+    // On the wire only (as Go does): kept out of `headers`, so the credentials do not show in the
+    // Request of responses, errors and trace events.
     const auth = proxyAuthorization(proxy);
-    if (auth !== null && !headers.has("proxy-authorization")) headers.set("Proxy-Authorization", auth);
+    if (auth !== null && !headers.has("proxy-authorization")) wireOnly = ["Proxy-Authorization", auth];
   } else {
     origin = { key: `${key} via ${proxyIdentity(proxy)}`, host, port, secure, tls: callTls, tunnel: proxy };
   }
 
   if (!bodyAllowed) {
-    return finish(client, method, origin, cleanUrl, target, headers, null, timeouts, tracer, options);
+    return finish(
+      client,
+      method,
+      origin,
+      cleanUrl,
+      target,
+      headers,
+      wireOnly,
+      null,
+      timeouts,
+      tracer,
+      options,
+    );
   }
   const body = prepareBody(options.body, options.json);
   if (body instanceof Promise) {
     return body.then((b) => {
       if (b.contentType !== undefined && !headers.has("content-type"))
         headers.set("Content-Type", b.contentType);
-      return finish(client, method, origin, cleanUrl, target, headers, b.data, timeouts, tracer, options);
+      return finish(
+        client,
+        method,
+        origin,
+        cleanUrl,
+        target,
+        headers,
+        wireOnly,
+        b.data,
+        timeouts,
+        tracer,
+        options,
+      );
     });
   }
   if (body.contentType !== undefined && !headers.has("content-type"))
     headers.set("Content-Type", body.contentType);
-  return finish(client, method, origin, cleanUrl, target, headers, body.data, timeouts, tracer, options);
+  return finish(
+    client,
+    method,
+    origin,
+    cleanUrl,
+    target,
+    headers,
+    wireOnly,
+    body.data,
+    timeouts,
+    tracer,
+    options,
+  );
 }
 
 function finish(
@@ -148,6 +187,7 @@ function finish(
   url: string,
   path: string,
   headers: Headers,
+  wireOnly: string[] | undefined,
   body: Uint8Array | AsyncIterable<Uint8Array> | null,
   timeouts: ResolvedTimeouts,
   tracer: Tracer | null,
@@ -166,7 +206,7 @@ function finish(
     url,
     path,
     headers,
-    flatHeaders: headers.toFlat(),
+    flatHeaders: wireOnly === undefined ? headers.toFlat() : [...headers.toFlat(), ...wireOnly],
     body,
     timeouts,
     tracer,

@@ -199,7 +199,9 @@ export function isLoopbackHost(host: string): boolean {
   if (h === "localhost" || h.endsWith(".localhost")) return true;
   const ip = canonicalIp(h);
   if (ip === null) return false;
-  return isIP(ip) === 4 ? ip.startsWith("127.") : ip === "::1";
+  if (isIP(ip) === 4) return ip.startsWith("127.");
+  // IPv4-mapped loopback (::ffff:127.x.y.z, canonically ::ffff:7fxx:xxxx) is loopback too, as in Go.
+  return ip === "::1" || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(ip);
 }
 
 /**

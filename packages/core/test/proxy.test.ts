@@ -571,3 +571,11 @@ describe("loopback with an explicit configuration", () => {
     expect((error as Error).message).not.toContain("s3cret");
   });
 });
+
+describe("IPv4-mapped loopback", () => {
+  test("::ffff:127.0.0.1 is loopback, ::ffff:10.0.0.1 is not", () => {
+    expect(isLoopbackHost("::ffff:127.0.0.1")).toBe(true);
+    expect(isLoopbackHost("[::ffff:127.1.2.3]")).toBe(true);
+    expect(isLoopbackHost("::ffff:10.0.0.1")).toBe(false);
+  });
+});
