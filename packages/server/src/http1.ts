@@ -25,6 +25,9 @@ type ConnSocket = Socket & { [kConn]?: Conn };
 /** What runs a request once the engine parsed its head. */
 export type RequestRunner = (req: IncomingMessage, res: ServerResponse, conn: Conn) => void;
 
+/** What runs a request that asked to switch protocols (node:http gives up the socket for those). */
+export type UpgradeRunner = (req: IncomingMessage, socket: Socket, head: Buffer, conn: Conn) => void;
+
 /** The connection of a request (set by {@link Http1Engine.accept}). */
 export function connOf(req: IncomingMessage): Conn {
   return (req.socket as ConnSocket)[kConn]!;
@@ -53,6 +56,22 @@ export function scanHead(raw: string[]): number {
     }
   }
   return flags;
+}
+
+/** The longest request line accepted (HTTP.jl's cap; RFC 9112 §3 asks for at least 8000 octets). */
+export const MAX_REQUEST_LINE = 8192;
+
+/**
+ * The error status a parsed head must get before any handler sees it, or `0`. These are the checks
+ * node:http's parser leaves to us: a second `Host` (400), a version other than HTTP/1.x (HTTP/0.9
+ * and `HTTP/2.0` request lines: 400, as llhttp already answers `HTTP/9.9`) and a request line over
+ * {@link MAX_REQUEST_LINE} (431).
+ */
+export function headStatus(req: IncomingMessage, flags: number): number {
+  if (flags & DUPLICATE_HOST || req.httpVersionMajor !== 1) return 400;
+  // method SP target SP "HTTP/1.1"
+  if (req.method!.length + req.url!.length + 10 > MAX_REQUEST_LINE) return 431;
+  return 0;
 }
 
 const LINGER_MS = 5_000;
@@ -155,8 +174,15 @@ export class Http1Engine {
   readonly options: ResolvedServerOptions;
   /** Set by {@link beginClose}: responses that start now say `Connection: close`. */
   closing = false;
+  /** Connections taken over by another protocol, with what to call when the server shuts down. */
+  readonly hijacked = new Map<Socket, ((force: boolean) => void) | undefined>();
 
-  constructor(options: ResolvedServerOptions, run: RequestRunner, checkContinue: RequestRunner) {
+  constructor(
+    options: ResolvedServerOptions,
+    run: RequestRunner,
+    checkContinue: RequestRunner,
+    upgrade?: UpgradeRunner,
+  ) {
     this.options = options;
     const headTimeout = options.readHeaderTimeout;
     const server = http.createServer({
@@ -178,6 +204,12 @@ export class Http1Engine {
       checkContinue(req, res, connOf(req)),
     );
     server.on("checkExpectation", onExpectation);
+    // Without a runner, node:http answers nothing and drops the socket of an upgrade request.
+    if (upgrade !== undefined) {
+      server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
+        upgrade(req, socket, head, connOf(req)),
+      );
+    }
     server.on("clientError", onClientError);
     this.http = server;
     // The connection tracking behind headersTimeout starts on 'listening'; this server never listens
@@ -246,6 +278,12 @@ export class Http1Engine {
   beginClose(): void {
     this.closing = true;
     this.#stopTracking();
+    // Taken-over connections are asked to finish (a WebSocket says 1001); those that gave no way to
+    // ask are closed, so that the listener's close does not wait on them forever.
+    for (const [socket, onClose] of this.hijacked) {
+      if (onClose !== undefined) onClose(false);
+      else socket.destroy();
+    }
     for (const conn of this.conns) {
       if (conn.active === 0) conn.socket.destroy();
     }
@@ -255,6 +293,10 @@ export class Http1Engine {
   destroyAll(): void {
     this.closing = true;
     this.#stopTracking();
+    for (const [socket, onClose] of this.hijacked) {
+      onClose?.(true);
+      socket.destroy();
+    }
     for (const conn of this.conns) conn.socket.destroy();
   }
 }

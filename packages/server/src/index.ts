@@ -12,4 +12,4 @@ export { DEFAULTS, LISTEN_ANY_ATTEMPTS, type ServerOptions } from "./options.js"
 export { serve } from "./serve.js";
 export { Server } from "./server.js";
 export { type PeerAddr, ServerStream } from "./stream.js";
-export { isUpgradeable, takeUpgrade, type UpgradeConnection } from "./upgrade.js";
+export { isUpgradeable, type TakeUpgradeOptions, takeUpgrade, type UpgradeConnection } from "./upgrade.js";

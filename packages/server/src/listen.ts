@@ -4,15 +4,14 @@ import {
   ArgumentError,
   ClosedError,
   fromWebResponse,
-  Headers,
   ProtocolError,
   Response,
   TimeoutError,
 } from "@hyperwire/core";
 import type { AccessLogEntry } from "./access-log.js";
 import { type Handler, toRequestHandler } from "./handler.js";
-import { type Conn, DUPLICATE_HOST, errorResponse, HAS_BODY, Http1Engine, scanHead } from "./http1.js";
-import { reportHandlerError } from "./io.js";
+import { type Conn, errorResponse, HAS_BODY, Http1Engine, headStatus, scanHead } from "./http1.js";
+import { logAccess, reportHandlerError } from "./io.js";
 import { DEFAULTS, type ResolvedServerOptions, resolveOptions, type ServerOptions } from "./options.js";
 import { makeRequest, type ServerRequest } from "./request.js";
 import { Server } from "./server.js";
@@ -32,11 +31,11 @@ function isExpected(err: unknown): boolean {
   return err instanceof ClosedError || err instanceof TimeoutError;
 }
 
-function armReadTimeout(req: IncomingMessage, res: ServerResponse, conn: Conn, ms: number): void {
+/** Gives the body `ms` to arrive in full; then the stream answers 408 (or closes) and reads reject. */
+function armReadTimeout(req: IncomingMessage, stream: ServerStream, ms: number): void {
+  const started = performance.now();
   const timer = setTimeout(() => {
-    if (req.complete) return;
-    if (res.headersSent) conn.socket.destroy();
-    else errorResponse(res, 408);
+    if (!req.complete) stream.timeOutRead(new TimeoutError("readIdle", ms, performance.now() - started));
   }, ms).unref();
   req.once("end", () => clearTimeout(timer));
   req.once("close", () => clearTimeout(timer));
@@ -65,22 +64,19 @@ class StreamRunner {
 
   #start(req: IncomingMessage, res: ServerResponse, conn: Conn, expectContinue: boolean): void {
     const flags = scanHead(req.rawHeaders);
-    if (flags & DUPLICATE_HOST) {
-      errorResponse(res, 400);
+    const refused = headStatus(req, flags);
+    if (refused !== 0) {
+      errorResponse(res, refused);
+      if (this.#log !== undefined) logAccess(this.#log, req, performance.now(), new Date(), refused, 0);
       return;
     }
-    const request = makeRequest(
-      req.method!,
-      req.url!,
-      Headers.fromTrusted(req.rawHeaders),
-      req.httpVersion === "1.0" ? "1.0" : "1.1",
-      conn.socket,
-    );
+    const request = makeRequest(req, req.httpVersion === "1.0" ? "1.0" : "1.1", conn.socket);
     conn.engine.requestStarted(conn, request);
     const hasBody = (flags & HAS_BODY) !== 0;
     const setup: StreamSetup = { expectContinue, hasBody, writeTimeout: this.#writeTimeout, log: this.#log };
-    if (hasBody && this.#readTimeout > 0) armReadTimeout(req, res, conn, this.#readTimeout);
-    void this.#drive(new ServerStream(request, req, res, conn, setup), conn, request);
+    const stream = new ServerStream(request, req, res, conn, setup);
+    if (hasBody && this.#readTimeout > 0) armReadTimeout(req, stream, this.#readTimeout);
+    void this.#drive(stream, conn, request);
   }
 
   async #drive(stream: ServerStream, conn: Conn, request: ServerRequest): Promise<void> {

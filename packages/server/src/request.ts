@@ -1,21 +1,27 @@
 // The server's Request objects. They are core `Request`s (instanceof holds, every field and method is
-// there), built without running the constructor so that the two parts most handlers never touch are
-// made on first use: the RequestContext (an AbortController, an EventTarget and three Maps) and the
-// empty trailers. That is most of a request's allocations on the hot path. Node has already validated
-// what the constructor would check (a non-empty upper-case method and target).
+// there), built without running the constructor so that the parts many handlers never touch are made
+// on first use: the RequestContext (an AbortController, an EventTarget and three Maps), the empty
+// trailers, and the Headers (three arrays and a lower-cased copy of every name, built from node's
+// already validated rawHeaders). That is most of a request's allocations on the hot path. Node has
+// already validated what the constructor would check (a non-empty upper-case method and target).
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { Headers, Request, RequestContext } from "@hyperwire/core";
 
+const kHeaders = Symbol("hyperwire.headers");
 const kContext = Symbol("hyperwire.context");
 const kTrailers = Symbol("hyperwire.trailers");
 const kSocket = Symbol("hyperwire.socket");
+const kBody = Symbol("hyperwire.body");
 const kDone = Symbol("hyperwire.done");
 
 /** A request made by {@link makeRequest}: its lazily made parts live in symbol slots. */
 export interface ServerRequest extends Request {
+  [kHeaders]: Headers | undefined;
   [kContext]: RequestContext | undefined;
   [kTrailers]: Headers | undefined;
   [kSocket]: Socket;
+  [kBody]: IncomingMessage;
   [kDone]: boolean;
 }
 
@@ -31,6 +37,21 @@ function contextOf(req: ServerRequest): RequestContext {
 }
 
 const proto: object = Object.create(Request.prototype, {
+  headers: {
+    get(this: ServerRequest): Headers {
+      let h = this[kHeaders];
+      if (h === undefined) {
+        h = Headers.fromTrusted(this[kBody].rawHeaders);
+        this[kHeaders] = h;
+      }
+      return h;
+    },
+    set(this: ServerRequest, value: Headers) {
+      this[kHeaders] = value;
+    },
+    enumerable: true,
+    configurable: true,
+  },
   context: {
     get(this: ServerRequest): RequestContext {
       return contextOf(this);
@@ -60,32 +81,40 @@ const proto: object = Object.create(Request.prototype, {
 
 const EMPTY = new Uint8Array(0);
 
-/** A `Request` for a parsed head (`method` and `target` as node:http validated them). */
+/**
+ * A `Request` for the head node:http parsed (`method`, `target` and headers as it validated them);
+ * `incoming` is where its body arrives.
+ */
 export function makeRequest(
-  method: string,
-  target: string,
-  headers: Headers,
+  incoming: IncomingMessage,
   version: "1.0" | "1.1",
   socket: Socket,
 ): ServerRequest {
   const req = Object.create(proto) as ServerRequest;
   // Same field order every time, so every request shares one hidden class.
-  (req as { method: string }).method = method;
-  req.target = target;
-  req.headers = headers;
+  (req as { method: string }).method = incoming.method!;
+  req.target = incoming.url!;
+  req[kHeaders] = undefined;
   req.body = EMPTY;
   req.version = version;
   req.url = undefined;
   req[kContext] = undefined;
   req[kTrailers] = undefined;
   req[kSocket] = socket;
+  req[kBody] = incoming;
   req[kDone] = false;
   return req;
 }
 
-/** Cancels the request's context if a handler made one (one made later is born cancelled). */
+/**
+ * The connection closed under the request: cancels its context if a handler made one (one made
+ * later is born cancelled) and ends a body still arriving. node:http stops feeding a body once its
+ * response has ended (a 408 sent mid-body, say), and a read waiting on it would otherwise never end.
+ */
 export function cancelRequest(req: ServerRequest, message: string): void {
   req[kContext]?.cancel(message);
+  const body = req[kBody];
+  if (!body.complete && !body.destroyed) body.destroy();
 }
 
 /** The response ended: a context made from now on is not cancelled by the connection closing. */

@@ -1,6 +1,7 @@
 // The request-handler path: buffer the body (when there is one), call the handler, write the response.
-// This is the hot path of the benchmark: one Headers from node's validated rawHeaders, no body reading
-// when the request has none, one writeHead + end, and no per-request closures on the common path.
+// This is the hot path of the benchmark: request Headers made only if the handler looks, no body
+// reading when the request has none, one writeHead + end, and no per-request closures on the common
+// path.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   ClosedError,
@@ -12,7 +13,7 @@ import {
 } from "@hyperwire/core";
 import type { AccessLogEntry } from "./access-log.js";
 import { type Handler, type RequestHandler, toRequestHandler } from "./handler.js";
-import { type Conn, DUPLICATE_HOST, errorResponse, HAS_BODY, Http1Engine, scanHead } from "./http1.js";
+import { type Conn, errorResponse, HAS_BODY, Http1Engine, headStatus, scanHead } from "./http1.js";
 import {
   abandon,
   guardFlush,
@@ -25,6 +26,7 @@ import {
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from "./options.js";
 import { makeRequest, type ServerRequest } from "./request.js";
 import { Server } from "./server.js";
+import { runUpgrade } from "./upgrade.js";
 
 const EMPTY = new Uint8Array(0);
 /**
@@ -98,20 +100,19 @@ export class ServeRunner {
     this.#log = options.accessLog === false ? undefined : options.accessLog;
   }
 
+  /** The request handler (upgrade requests call it outside the normal path). */
+  get handler(): RequestHandler {
+    return this.#handler;
+  }
+
   readonly run = (req: IncomingMessage, res: ServerResponse, conn: Conn): void => {
-    const raw = req.rawHeaders;
-    const flags = scanHead(raw);
-    if (flags & DUPLICATE_HOST) {
-      errorResponse(res, 400);
+    const flags = scanHead(req.rawHeaders);
+    const refused = headStatus(req, flags);
+    if (refused !== 0) {
+      this.#refuse(req, res, refused);
       return;
     }
-    const request = makeRequest(
-      req.method!,
-      req.url!,
-      Headers.fromTrusted(raw),
-      req.httpVersion === "1.0" ? "1.0" : "1.1",
-      conn.socket,
-    );
+    const request = makeRequest(req, req.httpVersion === "1.0" ? "1.0" : "1.1", conn.socket);
     conn.engine.requestStarted(conn, request);
     const t0 = this.#log === undefined ? 0 : performance.now();
     if (flags & HAS_BODY) {
@@ -125,12 +126,19 @@ export class ServeRunner {
   readonly checkContinue = (req: IncomingMessage, res: ServerResponse, conn: Conn): void => {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (this.#maxBody > 0 && declared > this.#maxBody) {
-      errorResponse(res, 413);
+      this.#refuse(req, res, 413);
       return;
     }
-    res.writeContinue();
+    // A head that run() refuses gets its error status, not an invitation to send the body.
+    if (headStatus(req, scanHead(req.rawHeaders)) === 0) res.writeContinue();
     this.run(req, res, conn);
   };
+
+  /** Answers a request the handler never sees (refused head, declared body too large). */
+  #refuse(req: IncomingMessage, res: ServerResponse, status: number): void {
+    errorResponse(res, status);
+    if (this.#log !== undefined) logAccess(this.#log, req, performance.now(), new Date(), status, 0);
+  }
 
   async #withBody(request: ServerRequest, req: IncomingMessage, res: ServerResponse, conn: Conn, t0: number) {
     const declared = request.headers.get("content-length");
@@ -218,12 +226,20 @@ export class ServeRunner {
     t0: number,
   ): void {
     const status = resp.status;
+    if (status < 200) {
+      // A 1xx is interim: sent as the answer, the peer would take the next response for this request's.
+      const err = new ProtocolError(
+        `the handler returned status ${status}; a response must be final (200–999)`,
+      );
+      this.#fail(request, req, res, conn, err, t0);
+      return;
+    }
     const body = resp.body;
     const flat = resp.headers.toFlat();
     if (conn.engine.closing) flat.push("Connection", "close");
     const reason = resp.reason === "" ? undefined : resp.reason;
     const head = request.method === "HEAD";
-    const noBody = head || status < 200 || status === 204 || status === 304;
+    const noBody = head || status === 204 || status === 304;
     if (!(body instanceof Uint8Array)) {
       void this.#stream(request, req, res, conn, resp, flat, reason, noBody, t0);
       return;
@@ -317,6 +333,9 @@ export class ServeRunner {
 export async function serve(handler: Handler, options?: ServerOptions): Promise<Server> {
   const opts = resolveOptions(options);
   const runner = new ServeRunner(toRequestHandler(handler, opts.tls ? "https" : "http"), opts);
-  const engine = new Http1Engine(opts, runner.run, runner.checkContinue);
+  const requestHandler = runner.handler;
+  const engine = new Http1Engine(opts, runner.run, runner.checkContinue, (req, socket, head, conn) => {
+    void runUpgrade(requestHandler, req, socket, head, conn);
+  });
   return new Server(opts, engine).start();
 }

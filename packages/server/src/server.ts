@@ -26,6 +26,14 @@ function bindOnce(listener: net.Server, host: string, port: number, backlog: num
   });
 }
 
+/**
+ * The TCP socket under a server-side TLS socket. Node keeps it as `_parent` on every TLSSocket it
+ * wraps around an accepted connection; there is no public accessor.
+ */
+function tcpSocketOf(socket: tls.TLSSocket): Socket | undefined {
+  return (socket as tls.TLSSocket & { _parent?: Socket })._parent;
+}
+
 function bindError(err: unknown, host: string, port: number): Error {
   const code = (err as { code?: string }).code;
   const address = hostPort(host, port);
@@ -50,6 +58,8 @@ export class Server {
   readonly #engine: Http1Engine;
   readonly #listener: net.Server;
   readonly #sockets = new Set<Socket>();
+  /** TLS connections still in their handshake: not yet handed to the engine, so idle. */
+  readonly #handshaking = new Set<Socket>();
   #state: State = "initial";
   #bound: AddressInfo | undefined;
   #closing: Promise<void> | undefined;
@@ -65,12 +75,22 @@ export class Server {
     });
     const track = (socket: Socket): void => {
       this.#sockets.add(socket);
-      socket.once("close", () => this.#sockets.delete(socket));
+      socket.once("close", () => {
+        this.#sockets.delete(socket);
+        this.#handshaking.delete(socket);
+      });
     };
     if (options.tls) {
       const listener = tls.createServer({ ALPNProtocols: ["http/1.1"], ...options.tls, noDelay: true });
-      listener.on("connection", track);
-      listener.on("secureConnection", (socket: tls.TLSSocket) => engine.accept(socket));
+      listener.on("connection", (socket: Socket) => {
+        track(socket);
+        this.#handshaking.add(socket);
+      });
+      listener.on("secureConnection", (socket: tls.TLSSocket) => {
+        const tcp = tcpSocketOf(socket);
+        if (tcp !== undefined) this.#handshaking.delete(tcp);
+        engine.accept(socket);
+      });
       listener.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
       this.#listener = listener;
     } else {
@@ -194,7 +214,11 @@ export class Server {
       else this.#listener.close(() => resolve());
     });
     if (force) this.#destroyAll();
-    else this.#engine.beginClose();
+    else {
+      this.#engine.beginClose();
+      // A handshake that never completes would otherwise hold close() until the TLS handshake timeout.
+      for (const socket of this.#handshaking) socket.destroy();
+    }
     await listenerClosed;
     for (const fn of this.#options.onShutdown) {
       try {

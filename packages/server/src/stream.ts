@@ -1,7 +1,14 @@
 // The stream-handler side of one exchange: the request head, a pull-based body and an incremental
 // response writer with checked framing.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ArgumentError, ClosedError, Headers, ProtocolError, type Request } from "@hyperwire/core";
+import {
+  ArgumentError,
+  ClosedError,
+  Headers,
+  ProtocolError,
+  type Request,
+  type TimeoutError,
+} from "@hyperwire/core";
 import type { AccessLogEntry } from "./access-log.js";
 import type { Conn } from "./http1.js";
 import { abandon, logAccess, trailerNames, trailerPairs, waitDrain } from "./io.js";
@@ -58,6 +65,9 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
   #readDone: boolean;
   #closeConnection = false;
   #ended = false;
+  #logged = false;
+  /** Set when `readTimeout` passed: what reads (and writes) reject with from then on. */
+  #readError: TimeoutError | undefined;
   readonly #t0: number;
 
   /** @internal Made by the server for each request. */
@@ -109,11 +119,16 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
       step = await this.#iterator.next();
     } catch (err) {
       this.#readDone = true;
-      throw new ClosedError("the peer closed the connection while sending the request body", { cause: err });
+      throw (
+        this.#readError ??
+        new ClosedError("the peer closed the connection while sending the request body", { cause: err })
+      );
     }
     if (step.done) {
       this.#readDone = true;
-      if (!this.#req.complete) throw new ClosedError("the request body ended early: the peer went away");
+      if (!this.#req.complete) {
+        throw this.#readError ?? new ClosedError("the request body ended early: the peer went away");
+      }
       return null;
     }
     return step.value;
@@ -212,7 +227,7 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
    * `Content-Length` is a `ProtocolError` and closes the connection.
    */
   async write(chunk: Uint8Array | string): Promise<void> {
-    if (this.#ended) throw new ArgumentError("write after closeWrite");
+    if (this.#ended) throw this.#readError ?? new ArgumentError("write after closeWrite");
     this.startWrite();
     if (this.#framing === "none") return;
     const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
@@ -246,21 +261,43 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
       this.#res.addTrailers(trailerPairs(this.#trailers));
     this.#res.end();
     if (this.#closeConnection) this.#conn.socket.destroySoon();
-    if (this.#setup.log !== undefined) {
-      logAccess(this.#setup.log, this.#req, this.#t0, new Date(), this.#status, this.#sent);
-    }
+    this.#logOnce(this.#status);
   }
 
-  /** @internal The handler failed: answer 500 if nothing was sent yet, else close the connection. */
+  #logOnce(status: number): void {
+    if (this.#setup.log === undefined || this.#logged) return;
+    this.#logged = true;
+    logAccess(this.#setup.log, this.#req, this.#t0, new Date(), status, this.#sent);
+  }
+
+  /**
+   * @internal The handler failed: answer `status` (500) if nothing was sent yet, else close the
+   * connection. The access log says `status`, the status already sent, or 499 when the peer left
+   * before anything was sent.
+   */
   fail(status = 500): void {
     if (this.#framing === undefined && !this.#res.headersSent && !this.#conn.socket.destroyed) {
       this.#framing = "none";
       this.#ended = true;
       this.#res.writeHead(status, { Connection: "close", "Content-Length": "0" });
       this.#res.end();
-    } else if (!this.#ended || !this.#res.writableEnded) {
+      this.#logOnce(status);
+      return;
+    }
+    if (!this.#ended || !this.#res.writableEnded) {
       this.#ended = true;
       abandon(this.#conn);
     }
+    this.#logOnce(this.#framing === undefined ? 499 : this.#status);
+  }
+
+  /**
+   * @internal `readTimeout` passed before the body arrived: the peer gets 408 (or, once the response
+   * started, a closed connection), and the handler's pending and later reads and writes reject with
+   * `error`.
+   */
+  timeOutRead(error: TimeoutError): void {
+    this.#readError = error;
+    this.fail(408);
   }
 }

@@ -1,8 +1,9 @@
 // Requests that ask to switch protocols (`Connection: upgrade`): node:http hands their socket over.
 // The request handler sees an ordinary Request; `takeUpgrade(req)` gives the connection to whoever
-// speaks the new protocol (a WebSocket library), after which the server writes nothing more on it
-// and, like Go's hijacked connections, neither `close()` nor `forceClose()` touches it. A handler
-// that answers normally instead gets its Response written and the connection closed.
+// speaks the new protocol (a WebSocket library), after which the server writes nothing more on it.
+// On shutdown the taker is asked to finish (`onClose(false)` from `close()`, `onClose(true)` from
+// `forceClose()`, which then destroys the socket); a connection taken without `onClose` is destroyed.
+// A handler that answers normally instead gets its Response written and the connection closed.
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { fromWebResponse, type Request, Response, statusText } from "@hyperwire/core";
@@ -28,6 +29,16 @@ interface Handle extends UpgradeConnection {
 
 const handles = new WeakMap<Request, Handle>();
 
+/** Options of {@link takeUpgrade}. */
+export interface TakeUpgradeOptions {
+  /**
+   * Called when the server shuts down: `force` is false for a graceful `close()` (finish and close
+   * the connection soon; the server waits for it), true for `forceClose()` (the socket is destroyed
+   * right after).
+   */
+  onClose?: (force: boolean) => void;
+}
+
 /**
  * Takes over the connection of an upgrade request (one with `Connection: upgrade`). Returns `null`
  * for other requests, and for one already taken. The server then writes nothing on the socket;
@@ -42,12 +53,20 @@ const handles = new WeakMap<Request, Handle>();
  * });
  * ```
  */
-export function takeUpgrade(req: Request): UpgradeConnection | null {
+export function takeUpgrade(req: Request, options: TakeUpgradeOptions = {}): UpgradeConnection | null {
   const handle = handles.get(req);
   if (handle === undefined || handle.taken) return null;
   handle.taken = true;
-  // Hijacked: out of the server's bookkeeping (its idle and shutdown handling).
-  handle.conn.engine.conns.delete(handle.conn);
+  // Out of HTTP's bookkeeping (idle timers, keep-alive), into the list shutdown asks to finish.
+  const engine = handle.conn.engine;
+  engine.conns.delete(handle.conn);
+  engine.hijacked.set(handle.socket, options.onClose);
+  handle.socket.once("close", () => engine.hijacked.delete(handle.socket));
+  if (engine.closing) {
+    // Taken while the server shuts down: finish at once.
+    if (options.onClose !== undefined) options.onClose(false);
+    else handle.socket.destroy();
+  }
   return handle;
 }
 

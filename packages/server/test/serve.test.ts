@@ -4,7 +4,7 @@ import { promisify } from "node:util";
 import { type Request, Response } from "@hyperwire/core";
 import { afterEach, describe, expect, test } from "vitest";
 import { tls } from "../../../fixtures/tls/index.mjs";
-import { serve } from "../src/index.js";
+import { listen, serve } from "../src/index.js";
 import { bodyOf, deferred, get, headOf, raw, Servers, statuses, waitFor } from "./helpers.js";
 
 const servers = new Servers();
@@ -134,6 +134,60 @@ describe("serve: requests and responses", () => {
       expect(statuses(reply.text)).toEqual([Number(path.slice(1))]);
       expect(bodyOf(reply.text)).toBe("");
     }
+  });
+
+  test("every response carries a Date header: handler, streamed, stream-handler and error responses", async () => {
+    const s = servers.add(
+      await serve(
+        (req) => {
+          if (req.target === "/throw") throw new Error("boom");
+          return new Response(200, { body: req.target === "/stream" ? chunks("a", "b") : "bytes" });
+        },
+        { port: 0, maxBodyBytes: 4, readHeaderTimeout: 200 },
+      ),
+    );
+    const l = servers.add(await listen((stream) => stream.write("streamed"), { port: 0 }));
+    const close = "Connection: close\r\n";
+    const exchanges: [number, string | string[], number][] = [
+      [s.port, `GET /bytes HTTP/1.1\r\nHost: x\r\n${close}\r\n`, 200],
+      [s.port, `GET /stream HTTP/1.1\r\nHost: x\r\n${close}\r\n`, 200],
+      [s.port, "GET /throw HTTP/1.1\r\nHost: x\r\n\r\n", 500],
+      [s.port, "GET / HTTP/1.1\r\nHost: x\r\nX-Bad : 1\r\n\r\n", 400],
+      [s.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", 413],
+      [s.port, "GET / HTTP/1.1\r\nHo", 408],
+      [l.port, `GET / HTTP/1.1\r\nHost: x\r\n${close}\r\n`, 200],
+    ];
+    const before = Date.now() - 1_000;
+    for (const [port, bytes, status] of exchanges) {
+      const reply = await raw(port, bytes);
+      expect(statuses(reply.text)).toEqual([status]);
+      const date = /^date: (.+)$/m.exec(headOf(reply.text))?.[1];
+      expect(date, `Date in the ${status} reply`).toMatch(
+        /^[a-z]{3}, \d{2} [a-z]{3} \d{4} \d{2}:\d{2}:\d{2} gmt$/,
+      );
+      expect(Date.parse(date!)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    }
+  });
+
+  test("a 1xx status from a handler is not sent as the answer: 500, and the connection stays in step", async () => {
+    const s = servers.add(
+      await serve(
+        (req) =>
+          req.target === "/early"
+            ? new Response(103, { headers: { Link: "</s.css>" }, body: "nope" })
+            : new Response(200, { body: "second" }),
+        { port: 0 },
+      ),
+    );
+    // Sent as is, the 103 would be taken by the client as interim and the next response as this one's.
+    const reply = await raw(
+      s.port,
+      "GET /early HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    expect(statuses(reply.text)).toEqual([500]);
+    expect(reply.text).not.toContain("nope");
+    expect(reply.text).not.toContain("second");
+    expect(reply.closed).toBe(true);
   });
 
   test("keep-alive serves several requests on one connection; HTTP/1.0 and Connection: close end it", async () => {

@@ -192,22 +192,34 @@ describe("listen: writing", () => {
     expect(bodyOf(r.text)).toBe("4\r\ndata\r\n0\r\nX-Checksum: abc\r\n\r\n");
   });
 
-  test("HEAD and 204 responses ignore writes", async () => {
+  test("HEAD, 204 and 304 responses ignore writes; a 1xx status is an ArgumentError", async () => {
+    const errors: unknown[] = [];
     const s = servers.add(
       await listen(
         async (stream) => {
-          if (stream.request.target === "/204") stream.setStatus(204);
+          try {
+            stream.setStatus(103);
+          } catch (e) {
+            errors.push(e);
+          }
+          const status = Number(stream.request.target.slice(1));
+          if (status) stream.setStatus(status);
           await stream.write("ignored");
         },
         { port: 0 },
       ),
     );
     const head = await raw(s.port, "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    const none = await raw(s.port, "GET /204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     expect(statuses(head.text)).toEqual([200]);
     expect(bodyOf(head.text)).toBe("");
-    expect(statuses(none.text)).toEqual([204]);
-    expect(bodyOf(none.text)).toBe("");
+    for (const status of [204, 304]) {
+      const none = await raw(s.port, `GET /${status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(statuses(none.text)).toEqual([status]);
+      expect(bodyOf(none.text)).toBe("");
+      expect(headOf(none.text)).not.toContain("transfer-encoding");
+    }
+    expect(errors).toHaveLength(3);
+    for (const e of errors) expect(e).toBeInstanceOf(ArgumentError);
   });
 
   test("a handler error before the head gives 500; after it, the connection is closed", async () => {
@@ -252,6 +264,33 @@ describe("listen: writing", () => {
     expect(statuses(started.text)).toEqual([200]);
     expect(started.text).toContain("\r\n0\r\n\r\n");
     expect(started.closed).toBe(true);
+  });
+
+  test("a handler that answered before reading still sees its read end when the peer leaves", async () => {
+    const seen = deferred<unknown>();
+    const answered = deferred();
+    const s = servers.add(
+      await listen(
+        async (stream) => {
+          await stream.write("answered early");
+          await stream.closeWrite();
+          answered.resolve();
+          try {
+            for await (const _ of stream);
+            seen.resolve("ended");
+          } catch (e) {
+            seen.resolve(e);
+          }
+        },
+        { port: 0 },
+      ),
+    );
+    const socket = net.connect(s.port, "127.0.0.1");
+    socket.on("error", () => {});
+    socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
+    await answered.promise;
+    socket.destroy();
+    expect(await seen.promise).toBeInstanceOf(ClosedError);
   });
 
   test("write() honours back-pressure: a large response arrives whole", async () => {

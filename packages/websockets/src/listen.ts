@@ -151,6 +151,7 @@ export class WebSocketServer {
   readonly #running = new Set<Promise<void>>();
   readonly #secure: boolean;
   #closed = false;
+  #closing: Promise<void> | undefined;
   readonly #done: Promise<void>;
   #resolveDone!: () => void;
 
@@ -210,24 +211,31 @@ export class WebSocketServer {
     this.#running.add(run);
   }
 
-  /** Stops accepting, sends 1001 "server shutting down" to every session, then drops every socket. */
+  /**
+   * Stops accepting, sends 1001 "server shutting down" to every session, then drops every socket.
+   * Handlers still running afterwards are not waited for: that is {@link wait} (or {@link close}).
+   */
   async forceClose(): Promise<void> {
-    if (!this.#closed) {
+    if (this.#closing === undefined) {
       this.#closed = true;
-      const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
-      await Promise.all([...this.#sessions].map((ws) => closeQuickly(ws)));
-      for (const socket of this.#sockets) socket.destroy();
-      this.#http.closeAllConnections();
-      await listening;
-      await Promise.all([...this.#running]);
-      this.#resolveDone();
+      this.#closing = this.#shutDown();
     }
-    await this.#done;
+    await this.#closing;
+  }
+
+  async #shutDown(): Promise<void> {
+    const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    await Promise.all([...this.#sessions].map((ws) => closeQuickly(ws)));
+    for (const socket of this.#sockets) socket.destroy();
+    this.#http.closeAllConnections();
+    await listening;
+    void Promise.all([...this.#running]).then(() => this.#resolveDone());
   }
 
   /** `forceClose()` and `wait()`. */
   async close(): Promise<void> {
     await this.forceClose();
+    await this.#done;
   }
 
   /** Resolves when the server closed and every session ended. */

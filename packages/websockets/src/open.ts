@@ -11,8 +11,10 @@ import {
   Headers,
   type HeadersInit,
   type HTTPError,
+  mergeQuery,
   ProxyConfig,
   type ProxyInit,
+  type QueryInit,
   type RequestContext,
   TimeoutError,
   TooManyRedirectsError,
@@ -25,6 +27,8 @@ import { type SessionOptions, WebSocket } from "./websocket.js";
 export interface OpenOptions extends SessionOptions {
   /** Extra handshake headers (no User-Agent or Origin is added for you). */
   headers?: HeadersInit;
+  /** Added to the URL's query (HTTP's rules: a string verbatim, an object sorted by key, pairs in order). */
+  query?: QueryInit;
   /** Subprotocols to offer, most preferred first. */
   subprotocols?: readonly string[];
   /** Negotiate permessage-deflate. Default false. */
@@ -45,8 +49,6 @@ export interface OpenOptions extends SessionOptions {
   requestTimeout?: number;
   /** Request sent → 101 response. Default 0 (`readIdleTimeout` covers it when set). */
   responseHeaderTimeout?: number;
-  /** Stall writing the handshake request. Default 0. */
-  writeIdleTimeout?: number;
   /** Aborts the handshake (a `CanceledError`). */
   signal?: AbortSignal;
   /** Cancellation and deadline of the handshake. */
@@ -64,6 +66,9 @@ export const OPEN_DEFAULTS = Object.freeze({
 export type WebSocketHandler<T> = (ws: WebSocket) => T | Promise<T>;
 
 let envProxy: ProxyConfig | undefined;
+
+/** An HTTP token (RFC 9110 §5.6.2): what a subprotocol name must be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Opens a WebSocket (`ws:`, `wss:`, `http:` or `https:` URL). Without a handler it resolves to the
@@ -146,10 +151,18 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
   ] as const) {
     if (options[name] !== undefined) checkTimeout(name, options[name]);
   }
+  for (const p of options.subprotocols ?? []) {
+    if (!TOKEN.test(p))
+      throw new ArgumentError(`invalid subprotocol ${JSON.stringify(p)}: it must be an HTTP token`);
+  }
   const proxies = proxyConfig(options.proxy);
   const headers = new Headers(options.headers);
   const started = performance.now();
   let target = wsUrl(url);
+  if (options.query !== undefined) {
+    const merged = mergeQuery(target.pathname + target.search, options.query);
+    target = new URL(merged, target);
+  }
   const limit = options.redirect === false ? 0 : o.redirectLimit;
   for (let redirects = 0; ; redirects++) {
     const outcome = await attempt(
@@ -225,8 +238,14 @@ function attempt(
       remaining === undefined ? overall : overall === 0 ? remaining : Math.min(overall, remaining);
     deadline(limit - (performance.now() - started), "request", started);
 
-    const raw: WsSocket = new WsSocket(url, options.subprotocols ? [...options.subprotocols] : [], {
-      headers: Object.fromEntries(groupHeaders(headers)),
+    // The offer is sent as a header rather than through ws, whose client fails the handshake when the
+    // server picks none of the offered subprotocols; RFC 6455 lets the connection proceed then.
+    const offered = options.subprotocols ?? [];
+    const wsHeaders = Object.fromEntries(groupHeaders(headers));
+    if (offered.length > 0) wsHeaders["Sec-WebSocket-Protocol"] = offered.join(", ");
+    let chosen: string | null = null;
+    const raw: WsSocket = new WsSocket(url, [], {
+      headers: wsHeaders,
       perMessageDeflate: options.compress === true,
       maxPayload: maxFrameSize,
       followRedirects: false,
@@ -247,6 +266,10 @@ function attempt(
           (d) => {
             onConnected();
             callback(null, d.socket);
+            // A proxy tunnel comes back paused (the dialer stopped reading after the proxy's reply),
+            // and node:http only adds a 'data' listener, which does not resume a paused socket.
+            // By the next turn node:http is listening.
+            setImmediate(() => d.socket.resume());
           },
           (e: unknown) => finish(e as HTTPError),
         );
@@ -276,7 +299,24 @@ function attempt(
       }
       finish(new WebSocketError(1002, `websocket handshake failed: status ${status}`, { status }));
     });
-    raw.once("open", () => finish(null, new WebSocket(raw, url.pathname + url.search, options)));
+    raw.on("upgrade", (res: IncomingMessage) => {
+      const picked = res.headers["sec-websocket-protocol"];
+      if (picked === undefined) return;
+      // Hidden from ws, which would reject any subprotocol since it offered none itself.
+      delete res.headers["sec-websocket-protocol"];
+      if (offered.includes(picked)) {
+        chosen = picked;
+        return;
+      }
+      res.socket.destroy();
+      finish(
+        new WebSocketError(
+          1002,
+          `websocket handshake failed: the server chose subprotocol ${JSON.stringify(picked)}, which was not offered`,
+        ),
+      );
+    });
+    raw.once("open", () => finish(null, new WebSocket(raw, url.pathname + url.search, options, chosen)));
 
     for (const signal of outer) {
       const onAbort = (): void => finish(cancelError(signal.reason));

@@ -34,7 +34,15 @@ export function upgrade(
   handler: SessionHandler,
   options: AcceptOptions = DEFAULT_OPTIONS,
 ): Response {
-  const taken = takeUpgrade(req);
+  let session: WebSocket | undefined;
+  const taken = takeUpgrade(req, {
+    // The HTTP server shuts down: a graceful close says 1001 to the session, a forced one drops it.
+    onClose: (force) => {
+      if (session === undefined) taken?.socket.destroy();
+      else if (force) session.terminate();
+      else session.close(1001, "server shutting down").catch(() => {});
+    },
+  });
   if (taken === null) {
     return new Response(426, {
       headers: { Upgrade: "websocket", Connection: "Upgrade", "Content-Type": "text/plain" },
@@ -58,7 +66,8 @@ export function upgrade(
       servers.set(options, wss);
     }
     wss.handleUpgrade(incoming, socket, head, (raw) => {
-      void runSession(new WebSocket(raw, incoming.url ?? "/", options), handler);
+      session = new WebSocket(raw, incoming.url ?? "/", options);
+      void runSession(session, handler);
     });
   }
   return new Response(101);

@@ -22,6 +22,8 @@ export interface SessionOptions {
   pingInterval?: number;
   /** Close with 1006 when a ping's pong does not come back within this. Default 0 (needs `pingInterval`). */
   pongTimeout?: number;
+  /** Close with 1006 when a send is not taken by the socket within this (the peer stopped reading). Default 0. */
+  writeIdleTimeout?: number;
 }
 
 /** Close codes after which iteration ends quietly. */
@@ -56,7 +58,10 @@ export class WebSocket implements AsyncIterable<Message> {
   readonly target: string;
   readonly #ws: WsSocket;
   readonly #queue: Message[] = [];
-  #waiter: Waiter | undefined;
+  /** Receivers waiting for a message, first come first served. */
+  readonly #waiters: Waiter[] = [];
+  /** Settles when the fragmented message being sent is done; whole messages wait for it. */
+  #fragmenting: Promise<void> | undefined;
   #paused = false;
   #closed = false;
   #closeCode = 1005;
@@ -67,15 +72,21 @@ export class WebSocket implements AsyncIterable<Message> {
   #pinger: NodeJS.Timeout | undefined;
   #pongTimer: NodeJS.Timeout | undefined;
   readonly #pongTimeout: number;
+  readonly #writeIdle: number;
+  #violation: [number | undefined, string] | undefined;
 
   /** @internal Made by `open`, `listen` and `upgrade`. */
-  constructor(ws: WsSocket, target: string, options: SessionOptions = {}) {
+  constructor(ws: WsSocket, target: string, options: SessionOptions = {}, subprotocol?: string | null) {
     this.#ws = ws;
     this.target = target;
-    this.subprotocol = ws.protocol === "" ? null : ws.protocol;
+    this.subprotocol = subprotocol !== undefined ? subprotocol : ws.protocol === "" ? null : ws.protocol;
     ws.binaryType = "nodebuffer";
     // ws throws oversize compressed messages as an 'error' event: without a listener the process dies.
-    ws.on("error", noop);
+    // Its errors are protocol violations by the peer; ws sends the close frame and drops the
+    // connection, so the code it sent is kept here (ws itself would report 1006).
+    ws.on("error", (err: Error) => {
+      this.#violation ??= [violationCloseCode(err), err.message];
+    });
     ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     this.#whenClosed = new Promise<void>((resolve) => {
       ws.once("close", (code, reason) => {
@@ -88,10 +99,11 @@ export class WebSocket implements AsyncIterable<Message> {
       this.#readIdle = new IdleTimer(idle, "readIdle", () =>
         this.#abort(1006, "websocket read idle timeout"),
       );
-      ws.on("ping", () => this.#readIdle?.touch());
-      ws.on("pong", () => this.#readIdle?.touch());
+      ws.on("ping", () => this.#heard());
+      ws.on("pong", () => this.#heard());
     }
     this.#pongTimeout = options.pongTimeout ?? 0;
+    this.#writeIdle = options.writeIdleTimeout ?? 0;
     const interval = options.pingInterval ?? 0;
     if (interval > 0) {
       this.#pinger = setInterval(() => this.#ping(), interval);
@@ -136,6 +148,8 @@ export class WebSocket implements AsyncIterable<Message> {
    * socket, so awaiting each send respects back-pressure. After close: `WebSocketError(1006)`.
    */
   async send(data: SendData): Promise<number> {
+    // A frame sent while a fragmented message is in flight would become one of its fragments.
+    while (this.#fragmenting !== undefined) await this.#fragmenting;
     if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer) {
       const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
       return this.#sendFrame(bytes, typeof data !== "string", true);
@@ -143,16 +157,43 @@ export class WebSocket implements AsyncIterable<Message> {
     if (data === null || typeof data !== "object") {
       throw new ArgumentError("send() takes a string, bytes, or an (async) iterable of chunks");
     }
+    let done!: () => void;
+    this.#fragmenting = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    try {
+      return await this.#sendFragments(data);
+    } finally {
+      this.#fragmenting = undefined;
+      done();
+    }
+  }
+
+  async #sendFragments(
+    data: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+  ): Promise<number> {
     let pending: string | Uint8Array | undefined;
     let binary = false;
     let total = 0;
-    for await (const chunk of data as AsyncIterable<string | Uint8Array>) {
-      if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-        throw new ArgumentError("a fragmented message's chunks must be strings or Uint8Arrays");
+    let started = false;
+    try {
+      for await (const chunk of data as AsyncIterable<string | Uint8Array>) {
+        if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+          throw new ArgumentError("a fragmented message's chunks must be strings or Uint8Arrays");
+        }
+        if (pending === undefined) binary = typeof chunk !== "string";
+        else {
+          started = true;
+          total += await this.#sendFrame(pending, binary, false);
+        }
+        pending = chunk;
       }
-      if (pending === undefined) binary = typeof chunk !== "string";
-      else total += await this.#sendFrame(pending, binary, false);
-      pending = chunk;
+    } catch (e) {
+      // A message cut off halfway cannot be taken back: the next frame would continue it.
+      if (started && !this.isClosed) {
+        this.close(1011, "a fragmented message could not be completed").catch(noop);
+      }
+      throw e;
     }
     total += await this.#sendFrame(pending ?? (binary ? new Uint8Array(0) : ""), binary, true);
     return total;
@@ -162,7 +203,14 @@ export class WebSocket implements AsyncIterable<Message> {
     if (this.isClosed) return Promise.reject(this.#closedError());
     const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
     return new Promise<number>((resolve, reject) => {
+      // A write the socket does not take within writeIdleTimeout means a peer that stopped reading.
+      const stall =
+        this.#writeIdle > 0
+          ? setTimeout(() => this.#abort(1006, "websocket write idle timeout"), this.#writeIdle)
+          : undefined;
+      stall?.unref();
       this.#ws.send(data, { binary, fin }, (err) => {
+        if (stall !== undefined) clearTimeout(stall);
         if (err) reject(this.#closedError(err));
         else resolve(size);
       });
@@ -190,6 +238,9 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   #control(kind: "ping" | "pong", data: Uint8Array | string): Promise<void> {
+    if ((typeof data === "string" ? Buffer.byteLength(data) : data.byteLength) > 125) {
+      return Promise.reject(new ArgumentError(`a ${kind} payload is at most 125 bytes`));
+    }
     if (this.isClosed) return Promise.reject(this.#closedError());
     return new Promise<void>((resolve, reject) => {
       this.#ws[kind](data, undefined, (err) => (err ? reject(this.#closedError(err)) : resolve()));
@@ -202,9 +253,10 @@ export class WebSocket implements AsyncIterable<Message> {
    * are an `ArgumentError`.
    */
   close(code = 1000, reason = ""): Promise<void> {
-    if (!isValidCloseCode(code)) throw new ArgumentError(`invalid close code ${code}`);
-    if (Buffer.byteLength(reason) > 123)
-      throw new ArgumentError("a close reason is at most 123 bytes of UTF-8");
+    if (!isValidCloseCode(code)) return Promise.reject(new ArgumentError(`invalid close code ${code}`));
+    if (Buffer.byteLength(reason) > 123) {
+      return Promise.reject(new ArgumentError("a close reason is at most 123 bytes of UTF-8"));
+    }
     if (this.#closing === undefined) {
       this.#closing = this.#closeNow(code, reason);
     }
@@ -219,7 +271,7 @@ export class WebSocket implements AsyncIterable<Message> {
     clearTimeout(timer);
   }
 
-  /** Drops the connection without a close handshake (the close code becomes `code`, default 1006). */
+  /** Drops the connection without a close handshake; the close code becomes 1006. */
   terminate(): void {
     this.#abort(1006, "");
   }
@@ -252,21 +304,26 @@ export class WebSocket implements AsyncIterable<Message> {
       if (this.#paused && this.#queue.length < QUEUE_HIGH_WATER / 2) {
         this.#paused = false;
         this.#ws.resume();
+        this.#readIdle?.touch();
       }
       return Promise.resolve({ done: false, value: message });
     }
     if (this.#closed) return Promise.resolve({ done: true, value: undefined });
     return new Promise<IteratorResult<Message>>((resolve, reject) => {
-      this.#waiter = { resolve, reject };
+      this.#waiters.push({ resolve, reject });
     });
   }
 
+  /** The peer said something: restart the read-idle wait (unless we stopped reading). */
+  #heard(): void {
+    if (!this.#paused) this.#readIdle?.touch();
+  }
+
   #onMessage(data: Buffer, isBinary: boolean): void {
-    this.#readIdle?.touch();
+    this.#heard();
     const message: Message = isBinary ? data : data.toString("utf8");
-    const w = this.#waiter;
+    const w = this.#waiters.shift();
     if (w !== undefined) {
-      this.#waiter = undefined;
       w.resolve({ done: false, value: message });
       return;
     }
@@ -274,10 +331,15 @@ export class WebSocket implements AsyncIterable<Message> {
     if (!this.#paused && this.#queue.length >= QUEUE_HIGH_WATER) {
       this.#paused = true;
       this.#ws.pause();
+      // We stopped reading: silence from here on is ours, not the peer's.
+      this.#readIdle?.pause();
     }
   }
 
   #onClose(code: number, reason: string): void {
+    if (code === 1006 && this.#violation?.[0] !== undefined) {
+      [code, reason] = this.#violation as [number, string];
+    }
     if (!this.#closed) {
       this.#closed = true;
       this.#closeCode = code;
@@ -286,9 +348,7 @@ export class WebSocket implements AsyncIterable<Message> {
     this.#readIdle?.cancel();
     if (this.#pinger !== undefined) clearInterval(this.#pinger);
     if (this.#pongTimer !== undefined) clearTimeout(this.#pongTimer);
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.resolve({ done: true, value: undefined });
+    for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
   }
 
   /** Ends the connection now with a local close code (1006 for timeouts and lost peers). */
@@ -313,6 +373,19 @@ export class WebSocket implements AsyncIterable<Message> {
   #closedError(cause?: unknown): WebSocketError {
     return new WebSocketError(this.#closed ? this.#closeCode : 1006, "websocket is closed", { cause });
   }
+}
+
+/** The close code ws sends for one of its errors (RFC 6455 §7.4.1), or `undefined` for others. */
+function violationCloseCode(err: Error): number | undefined {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code !== "string") return undefined;
+  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") {
+    return 1009;
+  }
+  // zlib errors (a broken deflate stream) are 1007 in ws, as invalid UTF-8 is.
+  if (code === "WS_ERR_INVALID_UTF8" || code.startsWith("Z_")) return 1007;
+  if (code.startsWith("WS_ERR_")) return 1002;
+  return undefined;
 }
 
 function noop(): void {}
