@@ -103,7 +103,9 @@ export class Deadline {
 
   /** Milliseconds left (never negative); `Infinity` when disabled. */
   remaining(): number {
-    return this.timeoutMs > 0 ? Math.max(0, this.timeoutMs - this.elapsedMs) : Number.POSITIVE_INFINITY;
+    if (this.timeoutMs <= 0) return Number.POSITIVE_INFINITY;
+    // Timers may fire a fraction of a millisecond before the clock says so: once fired, none is left.
+    return this.#fired ? 0 : Math.max(0, this.timeoutMs - this.elapsedMs);
   }
 
   /** Stops the timer. Idempotent. */
