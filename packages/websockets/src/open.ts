@@ -11,6 +11,7 @@ import {
   Headers,
   type HeadersInit,
   type HTTPError,
+  isToken,
   mergeQuery,
   ProxyConfig,
   type ProxyInit,
@@ -27,6 +28,12 @@ import { type SessionOptions, WebSocket } from "./websocket.js";
 export interface OpenOptions extends SessionOptions {
   /** Extra handshake headers (no User-Agent or Origin is added for you). */
   headers?: HeadersInit;
+  /**
+   * Extra cookies for the handshake, merged into its `Cookie` header (a cookie of the same name in
+   * your own header is replaced). Dropped after a cross-origin redirect. A cookie jar arrives with
+   * the client's cookie support.
+   */
+  cookies?: Record<string, string>;
   /** Added to the URL's query (HTTP's rules: a string verbatim, an object sorted by key, pairs in order). */
   query?: QueryInit;
   /** Subprotocols to offer, most preferred first. */
@@ -157,6 +164,7 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
   }
   const proxies = proxyConfig(options.proxy);
   const headers = new Headers(options.headers);
+  if (options.cookies !== undefined) setCookies(headers, options.cookies);
   const started = performance.now();
   let target = wsUrl(url);
   if (options.query !== undefined) {
@@ -333,6 +341,28 @@ function cancelError(reason: unknown): HTTPError {
   if (reason instanceof TimeoutError || reason instanceof CanceledError) return reason;
   const message = reason instanceof Error && reason.message ? reason.message : "websocket handshake canceled";
   return new CanceledError(message, { cause: reason });
+}
+
+/** Merges `cookies` into the Cookie header, deduplicated by name (the given ones win). */
+function setCookies(headers: Headers, cookies: Record<string, string>): void {
+  const merged = new Map<string, string>();
+  for (const value of headers.getAll("cookie")) {
+    for (const part of value.split(";")) {
+      const eq = part.indexOf("=");
+      const name = (eq < 0 ? part : part.slice(0, eq)).trim();
+      if (name !== "") merged.set(name, eq < 0 ? "" : part.slice(eq + 1).trim());
+    }
+  }
+  for (const [name, value] of Object.entries(cookies)) {
+    if (!isToken(name) || /[\s",;\\\x00-\x1f\x7f]/.test(value)) {
+      throw new ArgumentError(
+        `invalid cookie ${JSON.stringify(name)}: names are tokens, values have no spaces, quotes, commas, semicolons or backslashes`,
+      );
+    }
+    merged.set(name, value);
+  }
+  headers.delete("cookie");
+  if (merged.size > 0) headers.set("Cookie", [...merged].map(([n, v]) => `${n}=${v}`).join("; "));
 }
 
 /** Headers as a record for ws (repeated names joined with ", "). */

@@ -165,3 +165,32 @@ describe("options", () => {
     await ws.close();
   });
 });
+
+describe("cookies", () => {
+  test("are merged into the handshake's Cookie header, the given ones winning", async () => {
+    let cookie: string | null = null;
+    const server = await serve(
+      (req: Request) => {
+        cookie = req.headers.get("cookie");
+        return upgrade(req, async () => {});
+      },
+      { host: "127.0.0.1", port: 0 },
+    );
+    res.defer(() => server.forceClose());
+    await open(`ws://127.0.0.1:${server.port}/c`, async () => {}, {
+      proxy: null,
+      headers: { Cookie: "a=1; b=2" },
+      cookies: { b: "3", c: "4" },
+    });
+    expect(cookie).toBe("a=1; b=3; c=4");
+  });
+
+  test("an invalid cookie is an ArgumentError before anything is sent", async () => {
+    await expect(open("ws://127.0.0.1:1/", { proxy: null, cookies: { a: "x;y" } })).rejects.toThrow(
+      /invalid cookie/,
+    );
+    await expect(open("ws://127.0.0.1:1/", { proxy: null, cookies: { "a b": "x" } })).rejects.toThrow(
+      /invalid cookie/,
+    );
+  });
+});
