@@ -3,6 +3,7 @@
 import { Client, open } from "@hyperwire/client";
 import { Headers, ProtocolError, Response, StatusError, TimeoutError } from "@hyperwire/core";
 import { serve } from "@hyperwire/server";
+import { WebSockets } from "@hyperwire/websockets";
 
 interface Row {
   what: string;
@@ -20,6 +21,11 @@ async function main(): Promise<number> {
         return new Response(200, { body: "late" });
       }
       if (path === "/missing") return new Response(404, { body: "no such thing" });
+      if (path === "/ws") {
+        return WebSockets.upgrade(req, async (ws) => {
+          for await (const msg of ws) await ws.send(String(msg).toUpperCase());
+        });
+      }
       if (req.method === "POST") {
         return new Response(200, { headers: { "Content-Type": "application/json" }, body: req.body });
       }
@@ -81,6 +87,14 @@ async function main(): Promise<number> {
         { client },
       );
       return { status: res.status, body: new Uint8Array(received) };
+    });
+    await timed("WebSocket /ws: send hello, receive", "101", async () => {
+      const url = `${server.url.replace("http", "ws")}/ws`;
+      const reply = await WebSockets.open(url, async (ws) => {
+        await ws.send("hello");
+        return ws.receive();
+      });
+      return { status: reply === "HELLO" ? 101 : 0, body: Buffer.from(String(reply)) };
     });
     console.table(rows);
     let rejected = false;
