@@ -5,6 +5,7 @@ import {
   type HeadersInit,
   ProxyConfig,
   type QueryInit,
+  type ResolvedTimeouts,
   type Response,
   resolveTimeouts,
   type TimeoutOptions,
@@ -33,6 +34,8 @@ export interface ClientOptions extends TimeoutOptions {
 
 /** What prepared requests read from their client. */
 export interface ClientDefaults {
+  /** Every timeout resolved against the client's values: what a call that sets none runs with. */
+  readonly resolvedTimeouts: ResolvedTimeouts;
   readonly defaultHeaders: Headers | undefined;
   readonly defaultQuery: QueryInit | undefined;
   readonly defaultBasicAuth: BasicAuth | undefined;
@@ -86,6 +89,7 @@ export class Client {
       if (options[k] !== undefined) timeouts[k] = options[k];
     }
     this.defaults = Object.freeze({
+      resolvedTimeouts: resolveTimeouts(undefined, timeouts),
       defaultHeaders: options.defaultHeaders === undefined ? undefined : new Headers(options.defaultHeaders),
       defaultQuery: options.defaultQuery,
       defaultBasicAuth: options.defaultBasicAuth,

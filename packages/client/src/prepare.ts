@@ -84,7 +84,9 @@ export function prepare(
   }
   if (!headers.get("user-agent")) headers.set("User-Agent", USER_AGENT);
 
-  const timeouts = resolveTimeouts(options, defaults.timeouts);
+  const timeouts = setsTimeout(options)
+    ? resolveTimeouts(options, defaults.timeouts)
+    : defaults.resolvedTimeouts;
   const tracer = tracerFor(options.verbose, options.trace);
   const secure = u.protocol === "https:";
   const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
@@ -246,6 +248,18 @@ function proxyIdentity(proxy: URL): string {
     identities.set(proxy, id);
   }
   return id;
+}
+
+/** True when the call sets any timeout (most calls set none and reuse the client's resolved set). */
+function setsTimeout(o: RequestOptions): boolean {
+  return (
+    o.connectTimeout !== undefined ||
+    o.requestTimeout !== undefined ||
+    o.responseHeaderTimeout !== undefined ||
+    o.readIdleTimeout !== undefined ||
+    o.writeIdleTimeout !== undefined ||
+    o.expectContinueTimeout !== undefined
+  );
 }
 
 function parseUrl(url: string | URL): URL {
