@@ -285,6 +285,16 @@ export class Headers implements Iterable<[string, string]> {
     return out;
   }
 
+  /** Shows the entries in `console.log` and `util.inspect` (names as given, values in order). */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    depth: number,
+    options: object,
+    inspect: (value: unknown, options: object) => string,
+  ): string {
+    const pairs = this.#names.map((name, i) => [name, this.#values[i]!]);
+    return `Headers ${inspect(pairs, { ...options, depth: depth < 0 ? null : depth })}`;
+  }
+
   /** A plain object: lower-case names, a string for one value, an array for several. */
   toObject(): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = Object.create(null);

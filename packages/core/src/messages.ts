@@ -16,6 +16,8 @@ export type BodyInit = Body | string | ArrayBuffer | null | undefined;
 
 const EMPTY = new Uint8Array(0);
 
+type InspectFn = (value: unknown, options: object) => string;
+
 /** Turns a {@link BodyInit} into a {@link Body}: strings become UTF-8 bytes, nothing becomes empty bytes. */
 export function toBody(body: BodyInit): Body {
   if (body === undefined || body === null) return EMPTY;
@@ -142,9 +144,12 @@ export class Response<B extends Body = Body> {
   readonly status: number;
   reason: string;
   headers: Headers;
-  body: B;
-  trailers: Headers;
   version: HTTPVersion;
+  // A string body is kept as given and encoded on first use of `body`: a server writes the string
+  // straight to the socket, without encoding it to UTF-8 and back.
+  #body: B | undefined;
+  #text: string | undefined;
+  #trailers: Headers | undefined;
   /** On the client: the absolute URL of the final request. */
   url: string | undefined;
   /** On the client: the request that produced this response (after redirects). */
@@ -161,12 +166,72 @@ export class Response<B extends Body = Body> {
     this.status = status;
     this.reason = init.reason ?? "";
     this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
-    this.body = toBody(init.body) as B;
-    this.trailers = init.trailers instanceof Headers ? init.trailers : new Headers(init.trailers);
     this.version = init.version ?? "1.1";
+    const body = init.body;
+    if (typeof body === "string") {
+      this.#body = undefined;
+      this.#text = body;
+    } else {
+      this.#body = toBody(body) as B;
+      this.#text = undefined;
+    }
+    const trailers = init.trailers;
+    this.#trailers = trailers === undefined || trailers instanceof Headers ? trailers : new Headers(trailers);
     this.url = undefined;
     this.request = undefined;
     this.previous = undefined;
+  }
+
+  /** The body: bytes (a string given to the constructor is UTF-8 encoded) or an async iterable. */
+  get body(): B {
+    let body = this.#body;
+    if (body === undefined) {
+      body = Buffer.from(this.#text!, "utf8") as Uint8Array as B;
+      this.#body = body;
+    }
+    return body;
+  }
+
+  set body(value: B) {
+    this.#body = value;
+    this.#text = undefined;
+  }
+
+  /** Trailing headers (sent after a chunked body; on HTTP/2 in a trailing HEADERS frame). */
+  get trailers(): Headers {
+    let t = this.#trailers;
+    if (t === undefined) {
+      t = new Headers();
+      this.#trailers = t;
+    }
+    return t;
+  }
+
+  set trailers(value: Headers) {
+    this.#trailers = value;
+  }
+
+  /**
+   * The string the body was given as, while `body` has not been read or replaced since; otherwise
+   * `undefined`. Lets a server write a string body without encoding it twice.
+   */
+  get bodyText(): string | undefined {
+    return this.#body === undefined ? this.#text : undefined;
+  }
+
+  /** Shows the body (bytes) like a plain field in `console.log` and `util.inspect`. */
+  [Symbol.for("nodejs.util.inspect.custom")](depth: number, options: object, inspect: InspectFn): string {
+    const shown = {
+      status: this.status,
+      reason: this.reason,
+      headers: this.headers,
+      body: this.body,
+      trailers: this.trailers,
+      version: this.version,
+      url: this.url,
+      redirectCount: this.redirectCount,
+    };
+    return `Response ${inspect(shown, { ...options, depth: depth < 0 ? null : depth })}`;
   }
 
   /** True for 2xx. */
@@ -176,6 +241,12 @@ export class Response<B extends Body = Body> {
 
   /** The body decoded as UTF-8. Throws `ArgumentError` for a streamed body. */
   text(): string {
+    const given = this.bodyText;
+    // The same string decoding the UTF-8 bytes would give: lone surrogates become U+FFFD and a
+    // leading byte-order mark is dropped (TextDecoder's default).
+    if (given !== undefined && given.charCodeAt(0) !== 0xfeff) {
+      return (given as string & { toWellFormed(): string }).toWellFormed();
+    }
     return decodeText(bytesOf(this.body, "response"));
   }
 

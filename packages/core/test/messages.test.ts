@@ -152,6 +152,52 @@ describe("Response", () => {
   test("text() of a streamed body is an ArgumentError", () => {
     expect(() => new Response(200, { body: chunks("x") }).text()).toThrow(ArgumentError);
   });
+
+  test("a string body is kept as given until body is read; body is its UTF-8 bytes", () => {
+    const res = new Response(200, { body: "héllo €" });
+    expect(res.bodyText).toBe("héllo €");
+    const bytes = res.body as Uint8Array;
+    expect(Buffer.from(bytes).equals(Buffer.from("héllo €", "utf8"))).toBe(true);
+    // Read once: the bytes are what the response holds from now on (a caller may change them).
+    expect(res.bodyText).toBeUndefined();
+    expect(res.body).toBe(bytes);
+    expect(res.text()).toBe("héllo €");
+  });
+
+  test("assigning body replaces a string body", () => {
+    const res = new Response(200, { body: "old" });
+    res.body = enc.encode("new");
+    expect(res.bodyText).toBeUndefined();
+    expect(res.text()).toBe("new");
+    expect(new Response(200, { body: enc.encode("bytes") }).bodyText).toBeUndefined();
+  });
+
+  test("text() of a string body decodes as the UTF-8 bytes would", () => {
+    for (const given of ["plain", "", "a\ud800b", "\udc00", "\ufeffwith BOM", "x\ufeff"]) {
+      const fromString = new Response(200, { body: given }).text();
+      const fromBytes = new Response(200, { body: Buffer.from(given, "utf8") }).text();
+      expect(fromString).toBe(fromBytes);
+    }
+  });
+
+  test("trailers start empty and can be set", () => {
+    const res = new Response(200);
+    expect(res.trailers.size).toBe(0);
+    res.trailers.append("X-Sum", "1");
+    expect(res.trailers.get("x-sum")).toBe("1");
+    const t = new Headers({ A: "1" });
+    res.trailers = t;
+    expect(res.trailers).toBe(t);
+  });
+
+  test("util.inspect shows the body and the fields", async () => {
+    const { inspect } = await import("node:util");
+    const shown = inspect(new Response(201, { body: "hi", headers: { "X-A": "1" } }));
+    expect(shown).toContain("status: 201");
+    expect(shown).toContain("body:");
+    expect(shown).toContain("68 69");
+    expect(shown).toContain("X-A");
+  });
 });
 
 describe("bodies", () => {

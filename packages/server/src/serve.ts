@@ -234,17 +234,19 @@ export class ServeRunner {
       this.#fail(request, req, res, conn, err, t0);
       return;
     }
-    const body = resp.body;
+    const text = resp.bodyText;
+    const body = text === undefined ? resp.body : undefined;
     const flat = resp.headers.toFlat();
     if (conn.engine.closing) flat.push("Connection", "close");
     const reason = resp.reason === "" ? undefined : resp.reason;
     const head = request.method === "HEAD";
     const noBody = head || status === 204 || status === 304;
-    if (!(body instanceof Uint8Array)) {
+    if (text === undefined && !(body instanceof Uint8Array)) {
       void this.#stream(request, req, res, conn, resp, flat, reason, noBody, t0);
       return;
     }
-    const len = body.byteLength;
+    // A string body goes to node:http as it is (one UTF-8 encoding, joined with the head).
+    const len = text === undefined ? (body as Uint8Array).byteLength : Buffer.byteLength(text, "utf8");
     if (!noBody || (head && len > 0)) {
       const declared = resp.headers.get("content-length");
       if (declared === null) flat.push("Content-Length", String(len));
@@ -261,7 +263,8 @@ export class ServeRunner {
       return;
     }
     if (noBody || len === 0) res.end();
-    else if (len <= SMALL_BODY) res.end(latin1(body), "latin1");
+    else if (text !== undefined) res.end(text, "utf8");
+    else if (len <= SMALL_BODY) res.end(latin1(body as Uint8Array), "latin1");
     else res.end(body);
     if (this.#writeTimeout > 0) guardFlush(res, this.#writeTimeout);
     this.#done(request, req, conn, status, noBody ? 0 : len, t0);

@@ -28,6 +28,31 @@ describe("serve: requests and responses", () => {
     expect(Date.parse(r.headers.date ?? "")).toBeGreaterThan(0);
   });
 
+  test("a string body is sent as UTF-8 with its byte length; HEAD gets the length and no body", async () => {
+    const text = "héllo € 🌍 \ud800 end";
+    const bytes = Buffer.from(text, "utf8");
+    const s = servers.add(
+      await serve(() => new Response(200, { body: text, headers: { "Content-Type": "text/plain" } }), {
+        port: 0,
+      }),
+    );
+    const r = await get(s.url);
+    expect(r.headers["content-length"]).toBe(String(bytes.byteLength));
+    expect(r.body.equals(bytes)).toBe(true);
+    const reply = await raw(s.port, "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect(reply.text).toMatch(new RegExp(`content-length: ${bytes.byteLength}\r\n`, "i"));
+    expect(reply.text.endsWith("\r\n\r\n")).toBe(true);
+    expect(reply.closed).toBe(true);
+  });
+
+  test("a string body with a Content-Length that does not match its bytes is a 500", async () => {
+    const s = servers.add(
+      await serve(() => new Response(200, { body: "é", headers: { "Content-Length": "1" } }), { port: 0 }),
+    );
+    const r = await get(s.url);
+    expect(r.status).toBe(500);
+  });
+
   test("the request carries the headers, version and a live signal", async () => {
     let seen: Request | undefined;
     const s = servers.add(
