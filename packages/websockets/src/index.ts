@@ -17,6 +17,7 @@ export {
   CLOSE_WAIT_MS,
   isValidCloseCode,
   type Message,
+  SEND_HIGH_WATER,
   type SendData,
   type SessionOptions,
   WebSocket,

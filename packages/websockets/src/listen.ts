@@ -129,15 +129,40 @@ export function wsServerFor(options: AcceptOptions): WsServer {
 
 /**
  * Runs one session: the handler, then the close that says how it went (1000, or 1011 when the
- * handler threw). Never rejects.
+ * handler threw), then `onEnd(ws)`. Never rejects. (Promise callbacks rather than an async function:
+ * a suspended async function holds a generator and its registers for the whole session.)
  */
-export async function runSession(ws: WebSocket, handler: SessionHandler): Promise<void> {
+export function runSession(
+  ws: WebSocket,
+  handler: SessionHandler,
+  onEnd?: (ws: WebSocket) => void,
+): Promise<void> {
+  let result: unknown;
   try {
-    await handler(ws);
-    if (!ws.isClosed) await ws.close(1000);
+    result = handler(ws);
   } catch {
-    if (!ws.isClosed) await ws.close(1011, "unexpected server websocket error").catch(() => {});
+    return endSession(ws, false, onEnd);
   }
+  return Promise.resolve(result).then(
+    () => endSession(ws, true, onEnd),
+    () => endSession(ws, false, onEnd),
+  );
+}
+
+async function endSession(ws: WebSocket, ok: boolean, onEnd: ((ws: WebSocket) => void) | undefined) {
+  if (!ws.isClosed) {
+    if (ok) await ws.close(1000).catch(() => {});
+    else await ws.close(1011, "unexpected server websocket error").catch(() => {});
+  }
+  onEnd?.(ws);
+}
+
+/** A connection's server, so that one 'close' listener serves every connection. */
+const kTracker = Symbol("hyperwire.websocket-server.sockets");
+type TrackedSocket = net.Socket & { [kTracker]: Set<net.Socket> };
+
+function untrack(this: TrackedSocket): void {
+  this[kTracker].delete(this);
 }
 
 /**
@@ -146,14 +171,21 @@ export async function runSession(ws: WebSocket, handler: SessionHandler): Promis
  */
 export class WebSocketServer {
   readonly #http: http.Server;
+  /** Sessions whose handler is still running. */
   readonly #sessions = new Set<WebSocket>();
   readonly #sockets = new Set<net.Socket>();
-  readonly #running = new Set<Promise<void>>();
   readonly #secure: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** The listener and every socket are closed: {@link wait} resolves with the last session. */
+  #shutDownDone = false;
   readonly #done: Promise<void>;
   #resolveDone!: () => void;
+  /** Called when a session's handler has ended (one function for every session). */
+  readonly #sessionEnded = (ws: WebSocket): void => {
+    this.#sessions.delete(ws);
+    if (this.#shutDownDone && this.#sessions.size === 0) this.#resolveDone();
+  };
 
   /** @internal Made by {@link listen}. */
   constructor(httpServer: http.Server, secure: boolean) {
@@ -191,10 +223,20 @@ export class WebSocketServer {
     return this.#sessions.size;
   }
 
-  /** @internal */
+  /**
+   * @internal A socket in its handshake (node:http no longer tracks it after the upgrade event), until
+   * it is refused and closes or becomes a session.
+   */
   track(socket: net.Socket): void {
     this.#sockets.add(socket);
-    socket.once("close", () => this.#sockets.delete(socket));
+    (socket as TrackedSocket)[kTracker] = this.#sockets;
+    socket.on("close", untrack);
+  }
+
+  /** @internal The socket became a session: the session closes it from now on. */
+  untrack(socket: net.Socket): void {
+    this.#sockets.delete(socket);
+    socket.removeListener("close", untrack);
   }
 
   /** @internal */
@@ -204,11 +246,7 @@ export class WebSocketServer {
       return;
     }
     this.#sessions.add(ws);
-    const run = runSession(ws, handler).finally(() => {
-      this.#sessions.delete(ws);
-      this.#running.delete(run);
-    });
-    this.#running.add(run);
+    void runSession(ws, handler, this.#sessionEnded);
   }
 
   /**
@@ -229,7 +267,8 @@ export class WebSocketServer {
     for (const socket of this.#sockets) socket.destroy();
     this.#http.closeAllConnections();
     await listening;
-    void Promise.all([...this.#running]).then(() => this.#resolveDone());
+    this.#shutDownDone = true;
+    if (this.#sessions.size === 0) this.#resolveDone();
   }
 
   /** `forceClose()` and `wait()`. */
@@ -280,9 +319,9 @@ export async function listen(handler: SessionHandler, options: ListenOptions = {
       res.writeHead(400, { "Content-Type": "text/plain", Connection: "close" });
       res.end("websocket upgrade required\n");
     });
-    httpServer.on("connection", (socket: net.Socket) => server.track(socket));
     httpServer.on("upgrade", (req: IncomingMessage, socket: net.Socket, head: Buffer) => {
       socket.on("error", noop);
+      server.track(socket);
       let refused: [number, string] | null;
       try {
         refused = refusal(req, secure, options.checkOrigin);
@@ -294,6 +333,9 @@ export async function listen(handler: SessionHandler, options: ListenOptions = {
         return;
       }
       wss.handleUpgrade(req, socket, head, (raw) => {
+        // ws listens for the socket's errors and close from here on.
+        socket.removeListener("error", noop);
+        server.untrack(socket);
         server.start(new WebSocket(raw, req.url ?? "/", options), handler);
       });
     });

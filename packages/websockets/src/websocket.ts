@@ -1,5 +1,7 @@
 // The WebSocket a user holds: ws's framing underneath, with messages as an async iterable, sends
-// that resolve once written, a bounded close handshake, read-idle and ping/pong liveness.
+// that resolve once the connection has taken them (back-pressure past SEND_HIGH_WATER), a bounded
+// close handshake, read-idle and ping/pong liveness. Per connection it adds one object, two arrays
+// and module-level listeners to ws's socket: 10,000 idle connections should cost little more than ws's.
 import { ArgumentError, IdleTimer, WebSocketError } from "@hyperwire/core";
 import type { WebSocket as WsSocket } from "ws";
 
@@ -32,8 +34,39 @@ const OK_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
 export const CLOSE_WAIT_MS = 5_000;
 /** Stop reading from the socket when this many messages wait unread. */
 const QUEUE_HIGH_WATER = 256;
+/**
+ * A send resolves at once while less than this is waiting to be written (ws's queue and the
+ * socket's); past it, the send resolves once its frame is written. Like a stream's highWaterMark:
+ * awaiting every send keeps at most about this much (plus one message) in memory.
+ */
+export const SEND_HIGH_WATER = 64 * 1024;
 
-type Waiter = { resolve: (m: IteratorResult<Message>) => void; reject: (e: unknown) => void };
+/** ws's send options, made once (ws copies them). */
+const FRAME_OPTIONS = [
+  [
+    { binary: false, fin: false },
+    { binary: false, fin: true },
+  ],
+  [
+    { binary: true, fin: false },
+    { binary: true, fin: true },
+  ],
+] as const;
+
+/** How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`). */
+const ITERATE = 0;
+const RECEIVE = 1;
+type Waiter = {
+  resolve: (value: IteratorResult<Message> | Message) => void;
+  reject: (e: unknown) => void;
+  mode: typeof ITERATE | typeof RECEIVE;
+};
+
+const DONE: IteratorResult<Message> = Object.freeze({ done: true, value: undefined });
+
+/** ws's socket with its owner, so that one set of listener functions serves every connection. */
+const kOwner = Symbol("hyperwire.websocket");
+type OwnedWs = WsSocket & { [kOwner]: WebSocket };
 
 /** True for a close code a peer may send (RFC 6455 §7.4, and the 3000–4999 range). */
 export function isValidCloseCode(code: number): boolean {
@@ -42,6 +75,28 @@ export function isValidCloseCode(code: number): boolean {
     ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
       (code >= 3000 && code <= 4999))
   );
+}
+
+// ws's events, for every connection (set in WebSocket's static block: they reach its private parts).
+let onWsError: (this: WsSocket, err: Error) => void;
+let onWsMessage: (this: WsSocket, data: Buffer, isBinary: boolean) => void;
+let onWsClose: (this: WsSocket, code: number, reason: Buffer) => void;
+let onWsHeard: (this: WsSocket) => void;
+let onWsPong: (this: WsSocket) => void;
+let take: (ws: WebSocket, mode: typeof ITERATE) => Promise<IteratorResult<Message>>;
+
+/** What `for await (const m of ws)` iterates with. */
+class MessageIterator implements AsyncIterator<Message> {
+  readonly #ws: WebSocket;
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+  }
+  next(): Promise<IteratorResult<Message>> {
+    return take(this.#ws, ITERATE);
+  }
+  return(): Promise<IteratorResult<Message>> {
+    return Promise.resolve(DONE);
+  }
 }
 
 /**
@@ -58,8 +113,10 @@ export class WebSocket implements AsyncIterable<Message> {
   readonly target: string;
   readonly #ws: WsSocket;
   readonly #queue: Message[] = [];
-  /** Receivers waiting for a message, first come first served. */
-  readonly #waiters: Waiter[] = [];
+  /** The first receiver waiting for a message (most connections have one at most)... */
+  #waiter: Waiter | undefined;
+  /** ...and any more after it, first come first served. */
+  #waiters: Waiter[] | undefined;
   /** Settles when the fragmented message being sent is done; whole messages wait for it. */
   #fragmenting: Promise<void> | undefined;
   #paused = false;
@@ -67,7 +124,9 @@ export class WebSocket implements AsyncIterable<Message> {
   #closeCode = 1005;
   #closeReason = "";
   #closing: Promise<void> | undefined;
-  readonly #whenClosed: Promise<void>;
+  /** Made when someone waits for the close (most connections never do until they close). */
+  #whenClosed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
   #readIdle: IdleTimer | undefined;
   #pinger: NodeJS.Timeout | undefined;
   #pongTimer: NodeJS.Timeout | undefined;
@@ -75,32 +134,49 @@ export class WebSocket implements AsyncIterable<Message> {
   readonly #writeIdle: number;
   #violation: [number | undefined, string] | undefined;
 
+  static {
+    // ws throws oversize compressed messages as an 'error' event: without a listener the process
+    // dies. Its errors are protocol violations by the peer; ws sends the close frame and drops the
+    // connection, so the code it sent is kept here (ws itself would report 1006).
+    onWsError = function (this: WsSocket, err: Error): void {
+      (this as OwnedWs)[kOwner].#violation ??= [violationCloseCode(err), err.message];
+    };
+    onWsMessage = function (this: WsSocket, data: Buffer, isBinary: boolean): void {
+      (this as OwnedWs)[kOwner].#onMessage(data, isBinary);
+    };
+    onWsClose = function (this: WsSocket, code: number, reason: Buffer): void {
+      (this as OwnedWs)[kOwner].#onClose(code, reason.toString("utf8"));
+    };
+    onWsHeard = function (this: WsSocket): void {
+      (this as OwnedWs)[kOwner].#heard();
+    };
+    onWsPong = function (this: WsSocket): void {
+      const owner = (this as OwnedWs)[kOwner];
+      if (owner.#pongTimer !== undefined) {
+        clearTimeout(owner.#pongTimer);
+        owner.#pongTimer = undefined;
+      }
+    };
+    take = (ws, mode) => ws.#take(mode) as Promise<IteratorResult<Message>>;
+  }
+
   /** @internal Made by `open`, `listen` and `upgrade`. */
   constructor(ws: WsSocket, target: string, options: SessionOptions = {}, subprotocol?: string | null) {
     this.#ws = ws;
     this.target = target;
     this.subprotocol = subprotocol !== undefined ? subprotocol : ws.protocol === "" ? null : ws.protocol;
     ws.binaryType = "nodebuffer";
-    // ws throws oversize compressed messages as an 'error' event: without a listener the process dies.
-    // Its errors are protocol violations by the peer; ws sends the close frame and drops the
-    // connection, so the code it sent is kept here (ws itself would report 1006).
-    ws.on("error", (err: Error) => {
-      this.#violation ??= [violationCloseCode(err), err.message];
-    });
-    ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
-    this.#whenClosed = new Promise<void>((resolve) => {
-      ws.once("close", (code, reason) => {
-        this.#onClose(code, reason.toString("utf8"));
-        resolve();
-      });
-    });
+    (ws as OwnedWs)[kOwner] = this;
+    ws.on("error", onWsError);
+    ws.on("message", onWsMessage);
+    ws.on("close", onWsClose);
     const idle = options.readIdleTimeout ?? 0;
     if (idle > 0) {
       this.#readIdle = new IdleTimer(idle, "readIdle", () =>
         this.#abort(1006, "websocket read idle timeout"),
       );
-      ws.on("ping", () => this.#heard());
-      ws.on("pong", () => this.#heard());
+      ws.on("ping", onWsHeard);
+      ws.on("pong", onWsHeard);
     }
     this.#pongTimeout = options.pongTimeout ?? 0;
     this.#writeIdle = options.writeIdleTimeout ?? 0;
@@ -108,12 +184,7 @@ export class WebSocket implements AsyncIterable<Message> {
     if (interval > 0) {
       this.#pinger = setInterval(() => this.#ping(), interval);
       this.#pinger.unref();
-      ws.on("pong", () => {
-        if (this.#pongTimer !== undefined) {
-          clearTimeout(this.#pongTimer);
-          this.#pongTimer = undefined;
-        }
-      });
+      ws.on("pong", onWsPong);
     }
   }
 
@@ -144,16 +215,25 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /**
    * Sends a message: a string as text, bytes as binary, an (async) iterable as one fragmented message
-   * (its first chunk decides text or binary). Resolves with the payload size once written to the
-   * socket, so awaiting each send respects back-pressure. After close: `WebSocketError(1006)`.
+   * (its first chunk decides text or binary). Resolves with the payload size once the connection has
+   * taken the message: at once while less than 64 KiB waits to be written, otherwise when this
+   * message is written. Awaiting each send therefore respects back-pressure. After close:
+   * `WebSocketError(1006)`.
    */
-  async send(data: SendData): Promise<number> {
+  send(data: SendData): Promise<number> {
+    if (this.#fragmenting === undefined) {
+      if (typeof data === "string") return this.#sendFrame(data, 0, 1);
+      if (data instanceof Uint8Array) return this.#sendFrame(data, 1, 1);
+    }
+    return this.#sendOther(data);
+  }
+
+  async #sendOther(data: SendData): Promise<number> {
     // A frame sent while a fragmented message is in flight would become one of its fragments.
     while (this.#fragmenting !== undefined) await this.#fragmenting;
-    if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer) {
-      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      return this.#sendFrame(bytes, typeof data !== "string", true);
-    }
+    if (typeof data === "string") return this.#sendFrame(data, 0, 1);
+    if (data instanceof Uint8Array) return this.#sendFrame(data, 1, 1);
+    if (data instanceof ArrayBuffer) return this.#sendFrame(new Uint8Array(data), 1, 1);
     if (data === null || typeof data !== "object") {
       throw new ArgumentError("send() takes a string, bytes, or an (async) iterable of chunks");
     }
@@ -173,7 +253,7 @@ export class WebSocket implements AsyncIterable<Message> {
     data: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
   ): Promise<number> {
     let pending: string | Uint8Array | undefined;
-    let binary = false;
+    let binary: 0 | 1 = 0;
     let total = 0;
     let started = false;
     try {
@@ -181,10 +261,10 @@ export class WebSocket implements AsyncIterable<Message> {
         if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
           throw new ArgumentError("a fragmented message's chunks must be strings or Uint8Arrays");
         }
-        if (pending === undefined) binary = typeof chunk !== "string";
+        if (pending === undefined) binary = typeof chunk === "string" ? 0 : 1;
         else {
           started = true;
-          total += await this.#sendFrame(pending, binary, false);
+          total += await this.#sendFrame(pending, binary, 0);
         }
         pending = chunk;
       }
@@ -195,13 +275,19 @@ export class WebSocket implements AsyncIterable<Message> {
       }
       throw e;
     }
-    total += await this.#sendFrame(pending ?? (binary ? new Uint8Array(0) : ""), binary, true);
+    total += await this.#sendFrame(pending ?? (binary ? new Uint8Array(0) : ""), binary, 1);
     return total;
   }
 
-  #sendFrame(data: string | Uint8Array, binary: boolean, fin: boolean): Promise<number> {
+  #sendFrame(data: string | Uint8Array, binary: 0 | 1, fin: 0 | 1): Promise<number> {
     if (this.isClosed) return Promise.reject(this.#closedError());
     const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+    const ws = this.#ws;
+    if (ws.bufferedAmount < SEND_HIGH_WATER) {
+      // Taken: a write error later closes the connection, and the next send reports it.
+      ws.send(data, FRAME_OPTIONS[binary][fin]);
+      return Promise.resolve(size);
+    }
     return new Promise<number>((resolve, reject) => {
       // A write the socket does not take within writeIdleTimeout means a peer that stopped reading.
       const stall =
@@ -209,7 +295,7 @@ export class WebSocket implements AsyncIterable<Message> {
           ? setTimeout(() => this.#abort(1006, "websocket write idle timeout"), this.#writeIdle)
           : undefined;
       stall?.unref();
-      this.#ws.send(data, { binary, fin }, (err) => {
+      ws.send(data, FRAME_OPTIONS[binary][fin], (err) => {
         if (stall !== undefined) clearTimeout(stall);
         if (err) reject(this.#closedError(err));
         else resolve(size);
@@ -221,10 +307,8 @@ export class WebSocket implements AsyncIterable<Message> {
    * The next message. Messages that arrived before the close are returned first; after that it
    * throws `WebSocketError` with the close code.
    */
-  async receive(): Promise<Message> {
-    const next = await this.#next();
-    if (next.done) throw new WebSocketError(this.#closeCode, this.#closeReason);
-    return next.value;
+  receive(): Promise<Message> {
+    return this.#take(RECEIVE) as Promise<Message>;
   }
 
   /** Sends a ping (pings from the peer are answered for you). */
@@ -267,7 +351,7 @@ export class WebSocket implements AsyncIterable<Message> {
     if (this.#ws.readyState < 2) this.#ws.close(code, reason);
     const timer = setTimeout(() => this.#ws.terminate(), CLOSE_WAIT_MS);
     timer.unref();
-    await this.#whenClosed;
+    await this.closed();
     clearTimeout(timer);
   }
 
@@ -278,27 +362,28 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** Resolves once the connection is closed. */
   closed(): Promise<void> {
+    if (this.#whenClosed === undefined) {
+      // ws's 'close' has come when the code is set (not by a local #abort, which only asks ws).
+      this.#whenClosed =
+        this.#ws.readyState === 3
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              this.#resolveClosed = resolve;
+            });
+    }
     return this.#whenClosed;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return {
-      next: async () => {
-        const next = await this.#next();
-        if (next.done && !OK_CLOSE_CODES.has(this.#closeCode)) {
-          throw new WebSocketError(this.#closeCode, this.#closeReason);
-        }
-        return next;
-      },
-      return: async () => ({ done: true, value: undefined }),
-    };
+    return new MessageIterator(this);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.#closed) await this.close();
   }
 
-  #next(): Promise<IteratorResult<Message>> {
+  /** The next message for a reader: as an iterator result or bare (see {@link Waiter}). */
+  #take(mode: typeof ITERATE | typeof RECEIVE): Promise<IteratorResult<Message> | Message> {
     const message = this.#queue.shift();
     if (message !== undefined) {
       if (this.#paused && this.#queue.length < QUEUE_HIGH_WATER / 2) {
@@ -306,12 +391,21 @@ export class WebSocket implements AsyncIterable<Message> {
         this.#ws.resume();
         this.#readIdle?.touch();
       }
-      return Promise.resolve({ done: false, value: message });
+      return Promise.resolve(mode === ITERATE ? { done: false, value: message } : message);
     }
-    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
-    return new Promise<IteratorResult<Message>>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
+    if (this.#closed) return this.#ended(mode);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { resolve, reject, mode };
+      if (this.#waiter === undefined) this.#waiter = w;
+      else if (this.#waiters === undefined) this.#waiters = [w];
+      else this.#waiters.push(w);
     });
+  }
+
+  /** What a read gets after the close: the end of iteration (after a normal close) or the close error. */
+  #ended(mode: typeof ITERATE | typeof RECEIVE): Promise<IteratorResult<Message>> {
+    if (mode === ITERATE && OK_CLOSE_CODES.has(this.#closeCode)) return Promise.resolve(DONE);
+    return Promise.reject(new WebSocketError(this.#closeCode, this.#closeReason));
   }
 
   /** The peer said something: restart the read-idle wait (unless we stopped reading). */
@@ -322,9 +416,10 @@ export class WebSocket implements AsyncIterable<Message> {
   #onMessage(data: Buffer, isBinary: boolean): void {
     this.#heard();
     const message: Message = isBinary ? data : data.toString("utf8");
-    const w = this.#waiters.shift();
+    const w = this.#waiter;
     if (w !== undefined) {
-      w.resolve({ done: false, value: message });
+      this.#waiter = this.#waiters?.shift();
+      w.resolve(w.mode === ITERATE ? { done: false, value: message } : message);
       return;
     }
     this.#queue.push(message);
@@ -348,7 +443,15 @@ export class WebSocket implements AsyncIterable<Message> {
     this.#readIdle?.cancel();
     if (this.#pinger !== undefined) clearInterval(this.#pinger);
     if (this.#pongTimer !== undefined) clearTimeout(this.#pongTimer);
-    for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
+    const waiting = this.#waiter === undefined ? [] : [this.#waiter, ...(this.#waiters ?? [])];
+    this.#waiter = undefined;
+    this.#waiters = undefined;
+    for (const w of waiting) {
+      if (w.mode === ITERATE && OK_CLOSE_CODES.has(this.#closeCode)) w.resolve(DONE);
+      else w.reject(new WebSocketError(this.#closeCode, this.#closeReason));
+    }
+    if (this.#resolveClosed !== undefined) this.#resolveClosed();
+    else this.#whenClosed ??= Promise.resolve();
   }
 
   /** Ends the connection now with a local close code (1006 for timeouts and lost peers). */

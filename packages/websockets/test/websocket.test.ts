@@ -466,6 +466,43 @@ describe("concurrency and back-pressure", () => {
     ]);
   });
 
+  test("sends not awaited one by one keep their order past the 64 KiB mark, and each resolves with its size", async () => {
+    const server = await echoServer();
+    const ws = await client(urlOf(server));
+    const body = "x".repeat(1000);
+    // 300 KB in one go: the first sends are taken at once, the later ones wait for their write.
+    const sizes = await within(
+      Promise.all(Array.from({ length: 300 }, (_, i) => ws.send(`${String(i).padStart(3, "0")}${body}`))),
+      5_000,
+      "300 sends",
+    );
+    expect(sizes.every((n) => n === 1003)).toBe(true);
+    for (let i = 0; i < 300; i++) {
+      const m = (await within(ws.receive(), 3_000, `echo ${i}`)) as string;
+      expect(m.slice(0, 3)).toBe(String(i).padStart(3, "0"));
+    }
+  });
+
+  test("a for-await loop and a receive() waiting together: iteration ends on 1000, receive throws", async () => {
+    const release = deferred();
+    const server = await res.listen(async (ws) => {
+      await release.promise;
+      await ws.close(1000, "bye");
+    });
+    const ws = await client(urlOf(server));
+    const iterated = (async () => {
+      const got: Message[] = [];
+      for await (const m of ws) got.push(m);
+      return got;
+    })();
+    const received = settle(ws.receive());
+    release.resolve();
+    expect(await within(iterated, 3_000, "the iteration")).toEqual([]);
+    const { error } = await within(received, 3_000, "the receive");
+    expect(error).toBeInstanceOf(WebSocketError);
+    expect((error as WebSocketError).closeCode).toBe(1000);
+  });
+
   test("concurrent receive() calls all throw when the peer closes", async () => {
     const server = await res.listen(async (ws) => {
       await ws.receive();
