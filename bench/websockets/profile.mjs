@@ -1,0 +1,101 @@
+// Profiles one contender: `node profile.mjs [hyperwire|ws] [scenario] [seconds] [client]` (default:
+// hyperwire echo1 3; the client is of the same kind unless named, to look at one side alone). Runs server.mjs and load.mjs under `node --cpu-prof`, both on one core like run.mjs, and
+// prints for each process the functions with the most self time, then hyperwire's own (dist of
+// packages/*) by self and inclusive time. The .cpuprofile files stay in a temporary folder (printed).
+// `node profile.mjs --summarize file.cpuprofile` summarises an existing profile.
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { have } from "../lib.mjs";
+
+const here = new URL(".", import.meta.url).pathname;
+const TOP = Number(process.env.TOP ?? 20);
+
+/** Self and inclusive ms per function (name + file + line), from a V8 .cpuprofile. */
+function summarize(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const key = (n) => {
+    const f = n.callFrame;
+    const file = f.url ? f.url.replace(/^file:\/\//, "").replace(/^.*\/node_modules\/\.pnpm\//, "") : "";
+    return `${f.functionName || "(anonymous)"} ${file}${file ? `:${f.lineNumber + 1}` : ""}`;
+  };
+  const self = new Map();
+  const total = new Map();
+  let all = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    all += dt;
+    let id = profile.samples[i];
+    const k0 = key(byId.get(id));
+    self.set(k0, (self.get(k0) ?? 0) + dt);
+    const seen = new Set();
+    while (id !== undefined) {
+      const k = key(byId.get(id));
+      if (!seen.has(k)) {
+        seen.add(k);
+        total.set(k, (total.get(k) ?? 0) + dt);
+      }
+      id = parent.get(id);
+    }
+  }
+  return { self, total, all };
+}
+
+function print(title, entries, all) {
+  console.log(`\n${title}`);
+  for (const [k, ms] of entries.slice(0, TOP)) {
+    console.log(`${ms.toFixed(0).padStart(7)} ms ${((100 * ms) / all).toFixed(1).padStart(5)}%  ${k}`);
+  }
+}
+
+function report(file) {
+  const { self, total, all } = summarize(JSON.parse(readFileSync(file, "utf8")));
+  const sorted = (m, f = () => true) => [...m].filter(([k]) => f(k)).sort((a, b) => b[1] - a[1]);
+  const ours = (k) => /\/packages\/[^/]+\/dist\//.test(k);
+  const idle = (k) => /^\((idle|program|garbage collector)\)/.test(k);
+  console.log(`\n=== profile ${file}: ${all.toFixed(0)} ms sampled`);
+  print("Top self time:", sorted(self), all);
+  print("hyperwire functions, self time:", sorted(self, ours), all);
+  print("hyperwire functions, inclusive time:", sorted(total, ours), all);
+  const ownSelf = sorted(self, ours).reduce((s, [, ms]) => s + ms, 0);
+  const busy = sorted(self, (k) => !idle(k)).reduce((s, [, ms]) => s + ms, 0);
+  console.log(
+    `\nhyperwire-owned self time: ${ownSelf.toFixed(0)} ms of ${busy.toFixed(0)} ms busy ` +
+      `(${((100 * ownSelf) / busy).toFixed(1)}%)`,
+  );
+}
+
+if (process.argv[2] === "--summarize") {
+  report(process.argv[3]);
+} else {
+  const [impl = "hyperwire", scenario = "echo1", seconds = "3", client = impl] = process.argv.slice(2);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "websockets-prof-"));
+  mkdirSync(`${dir}/server`);
+  mkdirSync(`${dir}/client`);
+  const cpu = String(os.cpus().length - 1);
+  const pinned = (args) => (have("taskset") ? ["taskset", ["-c", cpu, ...args]] : [args[0], args.slice(1)]);
+  const node = (sub, args) => [process.execPath, "--cpu-prof", `--cpu-prof-dir=${dir}/${sub}`, ...args];
+  const [scmd, sargs] = pinned(node("server", [`${here}server.mjs`, impl]));
+  const server = spawn(scmd, sargs, { stdio: ["pipe", "pipe", "inherit"] });
+  try {
+    const [line] = await once(createInterface({ input: server.stdout }), "line");
+    const url = `ws://127.0.0.1:${JSON.parse(line).port}`;
+    const [ccmd, cargs] = pinned(node("client", [`${here}load.mjs`, client, scenario, url, seconds, "1"]));
+    const { stdout } = await promisify(execFile)(ccmd, cargs);
+    console.log(`server ${impl}, client ${client}, ${scenario} under the profiler: ${stdout.trim()}`);
+  } finally {
+    const exited = once(server, "exit");
+    server.kill("SIGTERM");
+    await exited;
+  }
+  for (const sub of ["server", "client"]) {
+    const file = readdirSync(`${dir}/${sub}`).find((f) => f.endsWith(".cpuprofile"));
+    if (file) report(path.join(dir, sub, file));
+  }
+}
