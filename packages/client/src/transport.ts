@@ -1,10 +1,11 @@
 // The connection pool. One undici `Client` (one socket, no pipelining) per connection we dialed, so
 // that idle limits, per-host caps with waiters, idle counts and closing idle connections are ours,
 // while undici does the HTTP/1.1 framing.
+
+import { createRequire } from "node:module";
 import type net from "node:net";
 import type tls from "node:tls";
 import { ArgumentError, ClosedError, type HTTPError, ProxyConfig, type ProxyInit } from "@hyperwire/core";
-import { createRequire } from "node:module";
 import type { Client as UndiciClient } from "undici";
 import { canceled, type Dialed, dial } from "./dial.js";
 
