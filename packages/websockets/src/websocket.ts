@@ -64,6 +64,15 @@ type Waiter = {
 
 const DONE: IteratorResult<Message> = Object.freeze({ done: true, value: undefined });
 
+/** The timers and limits of a connection with liveness options (see {@link SessionOptions}). */
+type Liveness = {
+  readIdle: IdleTimer | undefined;
+  pinger: NodeJS.Timeout | undefined;
+  pongTimer: NodeJS.Timeout | undefined;
+  pongTimeout: number;
+  writeIdle: number;
+};
+
 /** ws's socket with its owner, so that one set of listener functions serves every connection. */
 const kOwner = Symbol("hyperwire.websocket");
 type OwnedWs = WsSocket & { [kOwner]: WebSocket };
@@ -112,7 +121,8 @@ export class WebSocket implements AsyncIterable<Message> {
   /** The request path and query of the handshake (server side: what the client asked for). */
   readonly target: string;
   readonly #ws: WsSocket;
-  readonly #queue: Message[] = [];
+  /** Messages received and not yet read (made with the first one that waits). */
+  #queue: Message[] | undefined;
   /** The first receiver waiting for a message (most connections have one at most)... */
   #waiter: Waiter | undefined;
   /** ...and any more after it, first come first served. */
@@ -127,11 +137,8 @@ export class WebSocket implements AsyncIterable<Message> {
   /** Made when someone waits for the close (most connections never do until they close). */
   #whenClosed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
-  #readIdle: IdleTimer | undefined;
-  #pinger: NodeJS.Timeout | undefined;
-  #pongTimer: NodeJS.Timeout | undefined;
-  readonly #pongTimeout: number;
-  readonly #writeIdle: number;
+  /** Timers and limits of the liveness options; `undefined` when none is set (the common case). */
+  readonly #live: Liveness | undefined;
   #violation: [number | undefined, string] | undefined;
 
   static {
@@ -152,9 +159,10 @@ export class WebSocket implements AsyncIterable<Message> {
     };
     onWsPong = function (this: WsSocket): void {
       const owner = (this as OwnedWs)[kOwner];
-      if (owner.#pongTimer !== undefined) {
-        clearTimeout(owner.#pongTimer);
-        owner.#pongTimer = undefined;
+      const live = owner.#live;
+      if (live?.pongTimer !== undefined) {
+        clearTimeout(live.pongTimer);
+        live.pongTimer = undefined;
       }
     };
     take = (ws, mode) => ws.#take(mode) as Promise<IteratorResult<Message>>;
@@ -171,20 +179,30 @@ export class WebSocket implements AsyncIterable<Message> {
     ws.on("message", onWsMessage);
     ws.on("close", onWsClose);
     const idle = options.readIdleTimeout ?? 0;
-    if (idle > 0) {
-      this.#readIdle = new IdleTimer(idle, "readIdle", () =>
-        this.#abort(1006, "websocket read idle timeout"),
-      );
-      ws.on("ping", onWsHeard);
-      ws.on("pong", onWsHeard);
-    }
-    this.#pongTimeout = options.pongTimeout ?? 0;
-    this.#writeIdle = options.writeIdleTimeout ?? 0;
     const interval = options.pingInterval ?? 0;
-    if (interval > 0) {
-      this.#pinger = setInterval(() => this.#ping(), interval);
-      this.#pinger.unref();
-      ws.on("pong", onWsPong);
+    const pongTimeout = options.pongTimeout ?? 0;
+    const writeIdle = options.writeIdleTimeout ?? 0;
+    if (idle > 0 || interval > 0 || writeIdle > 0) {
+      const live: Liveness = {
+        readIdle: undefined,
+        pinger: undefined,
+        pongTimer: undefined,
+        pongTimeout,
+        writeIdle,
+      };
+      this.#live = live;
+      if (idle > 0) {
+        live.readIdle = new IdleTimer(idle, "readIdle", () =>
+          this.#abort(1006, "websocket read idle timeout"),
+        );
+        ws.on("ping", onWsHeard);
+        ws.on("pong", onWsHeard);
+      }
+      if (interval > 0) {
+        live.pinger = setInterval(() => this.#ping(), interval);
+        live.pinger.unref();
+        ws.on("pong", onWsPong);
+      }
     }
   }
 
@@ -205,12 +223,12 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** True when {@link receive} would not wait. */
   get isReady(): boolean {
-    return this.#queue.length > 0 || this.#closed;
+    return (this.#queue !== undefined && this.#queue.length > 0) || this.#closed;
   }
 
   /** Messages received but not yet read. */
   get bufferedMessages(): number {
-    return this.#queue.length;
+    return this.#queue?.length ?? 0;
   }
 
   /**
@@ -293,9 +311,10 @@ export class WebSocket implements AsyncIterable<Message> {
     }
     return new Promise<number>((resolve, reject) => {
       // A write the socket does not take within writeIdleTimeout means a peer that stopped reading.
+      const writeIdle = this.#live?.writeIdle ?? 0;
       const stall =
-        this.#writeIdle > 0
-          ? setTimeout(() => this.#abort(1006, "websocket write idle timeout"), this.#writeIdle)
+        writeIdle > 0
+          ? setTimeout(() => this.#abort(1006, "websocket write idle timeout"), writeIdle)
           : undefined;
       stall?.unref();
       ws.send(data, FRAME_OPTIONS[binary][fin], (err) => {
@@ -387,12 +406,13 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** The next message for a reader: as an iterator result or bare (see {@link Waiter}). */
   #take(mode: typeof ITERATE | typeof RECEIVE): Promise<IteratorResult<Message> | Message> {
-    const message = this.#queue.shift();
+    const queue = this.#queue;
+    const message = queue?.shift();
     if (message !== undefined) {
-      if (this.#paused && this.#queue.length < QUEUE_HIGH_WATER / 2) {
+      if (this.#paused && queue!.length < QUEUE_HIGH_WATER / 2) {
         this.#paused = false;
         this.#ws.resume();
-        this.#readIdle?.touch();
+        this.#live?.readIdle?.touch();
       }
       return Promise.resolve(mode === ITERATE ? { done: false, value: message } : message);
     }
@@ -413,7 +433,7 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** The peer said something: restart the read-idle wait (unless we stopped reading). */
   #heard(): void {
-    if (!this.#paused) this.#readIdle?.touch();
+    if (!this.#paused) this.#live?.readIdle?.touch();
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -425,12 +445,17 @@ export class WebSocket implements AsyncIterable<Message> {
       w.resolve(w.mode === ITERATE ? { done: false, value: message } : message);
       return;
     }
-    this.#queue.push(message);
-    if (!this.#paused && this.#queue.length >= QUEUE_HIGH_WATER) {
+    let queue = this.#queue;
+    if (queue === undefined) {
+      queue = [];
+      this.#queue = queue;
+    }
+    queue.push(message);
+    if (!this.#paused && queue.length >= QUEUE_HIGH_WATER) {
       this.#paused = true;
       this.#ws.pause();
       // We stopped reading: silence from here on is ours, not the peer's.
-      this.#readIdle?.pause();
+      this.#live?.readIdle?.pause();
     }
   }
 
@@ -443,9 +468,12 @@ export class WebSocket implements AsyncIterable<Message> {
       this.#closeCode = code;
       this.#closeReason = reason;
     }
-    this.#readIdle?.cancel();
-    if (this.#pinger !== undefined) clearInterval(this.#pinger);
-    if (this.#pongTimer !== undefined) clearTimeout(this.#pongTimer);
+    const live = this.#live;
+    if (live !== undefined) {
+      live.readIdle?.cancel();
+      if (live.pinger !== undefined) clearInterval(live.pinger);
+      if (live.pongTimer !== undefined) clearTimeout(live.pongTimer);
+    }
     const waiting = this.#waiter === undefined ? [] : [this.#waiter, ...(this.#waiters ?? [])];
     this.#waiter = undefined;
     this.#waiters = undefined;
@@ -470,9 +498,10 @@ export class WebSocket implements AsyncIterable<Message> {
   #ping(): void {
     if (this.isClosed) return;
     this.#ws.ping();
-    if (this.#pongTimeout > 0 && this.#pongTimer === undefined) {
-      this.#pongTimer = setTimeout(() => this.#abort(1006, "websocket pong timeout"), this.#pongTimeout);
-      this.#pongTimer.unref();
+    const live = this.#live!;
+    if (live.pongTimeout > 0 && live.pongTimer === undefined) {
+      live.pongTimer = setTimeout(() => this.#abort(1006, "websocket pong timeout"), live.pongTimeout);
+      live.pongTimer.unref();
     }
   }
 
