@@ -66,6 +66,7 @@ export {
   proxyUrl,
   redactProxyUrl,
 } from "./proxy.js";
+export { formatEvent, SSEEvent, type SSEEventInit } from "./sse.js";
 export { STATUS_TEXTS, statusText } from "./status.js";
 export {
   checkTimeout,

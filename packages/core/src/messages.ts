@@ -164,7 +164,12 @@ export class Response<B extends Body = Body> {
       throw new ArgumentError(`response status must be an integer from 100 to 999, got ${status}`);
     }
     this.status = status;
-    this.reason = init.reason ?? "";
+    const reason = init.reason ?? "";
+    // The reason phrase goes on the status line: HTAB, SP, VCHAR and obs-text only (RFC 9112 §4).
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(reason)) {
+      throw new ArgumentError("a reason phrase may not contain control characters (CR, LF, NUL...)");
+    }
+    this.reason = reason;
     this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
     this.version = init.version ?? "1.1";
     const body = init.body;

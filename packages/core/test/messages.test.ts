@@ -136,6 +136,13 @@ describe("Response", () => {
     expect(res.version).toBe("2");
   });
 
+  test("a reason phrase with a control character is an ArgumentError", () => {
+    for (const bad of ["O\r\nX-Injected: 1", "a\nb", "nul\u0000", "bell\u0007", "del\u007f"]) {
+      expect(() => new Response(200, { reason: bad })).toThrow(ArgumentError);
+    }
+    expect(new Response(200, { reason: "Très Bien\tOK" }).reason).toBe("Très Bien\tOK");
+  });
+
   test("status must be an integer from 100 to 999", () => {
     for (const bad of [99, 1000, 0, -1, 200.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => new Response(bad)).toThrow(ArgumentError);

@@ -109,7 +109,9 @@ export function errorResponse(res: ServerResponse, status: number): void {
     res.socket?.destroy();
     return;
   }
-  res.writeHead(status, { Connection: "close", "Content-Length": "0" });
+  // The reason is given: a refused writeHead (a handler's reason with a control character) leaves
+  // its reason on `res`, and node:http would reuse it here and throw again.
+  res.writeHead(status, http.STATUS_CODES[status] ?? "Error", { Connection: "close", "Content-Length": "0" });
   res.end();
 }
 

@@ -95,8 +95,28 @@ class StreamRunner {
 }
 
 /**
+ * An object that handles streams (a `Router` of stream handlers, say).
+ *
+ * ```ts
+ * const app: StreamHandlerObject = { handleStream: (stream) => stream.write("hi") };
+ * ```
+ */
+export interface StreamHandlerObject {
+  handleStream(stream: ServerStream): void | Promise<void>;
+}
+
+function toStreamHandler(handler: StreamHandler | StreamHandlerObject): StreamHandler {
+  if (typeof handler === "function") return handler;
+  if (handler !== null && typeof handler === "object" && typeof handler.handleStream === "function") {
+    return (stream) => handler.handleStream(stream);
+  }
+  throw new ArgumentError("listen needs a stream handler function or an object with handleStream(stream)");
+}
+
+/**
  * Starts an HTTP/1.1 server (HTTPS with `tls`) that calls a stream handler for every request: the
  * body is not buffered (so `maxBodyBytes` does not apply), the handler reads and writes it.
+ * `handler` may also be an object with `handleStream(stream)`, such as a `Router`.
  * Bind failures reject with `AddressInUseError` or `ConnectError`.
  *
  * ```ts
@@ -106,12 +126,13 @@ class StreamRunner {
  * }, { port: 0 });
  * ```
  */
-export async function listen(handler: StreamHandler, options?: ServerOptions): Promise<Server> {
-  if (typeof handler !== "function") {
-    throw new ArgumentError("listen needs a stream handler function");
-  }
+export async function listen(
+  handler: StreamHandler | StreamHandlerObject,
+  options?: ServerOptions,
+): Promise<Server> {
+  const perStream = toStreamHandler(handler);
   const opts = resolveOptions(options);
-  const runner = new StreamRunner(handler, opts);
+  const runner = new StreamRunner(perStream, opts);
   const engine = new Http1Engine(opts, runner.run, runner.checkContinue);
   return new Server(opts, engine).start();
 }

@@ -80,6 +80,15 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/** Tells a streamed body that nobody will read it (its `return()`), reporting a failure to do so. */
+function closeUnread(body: AsyncIterable<Uint8Array>): void {
+  try {
+    Promise.resolve(body[Symbol.asyncIterator]().return?.()).catch(reportHandlerError);
+  } catch (err) {
+    reportHandlerError(err);
+  }
+}
+
 function isExpected(err: unknown): boolean {
   return err instanceof ClosedError || err instanceof TimeoutError;
 }
@@ -287,8 +296,12 @@ export class ServeRunner {
     const withTrailers = !noBody && fixed < 0 && resp.trailers.size > 0 && request.version !== "1.0";
     if (withTrailers) flat.push("Trailer", trailerNames(resp.trailers));
     let sent = 0;
+    // Until iteration starts, a failure (writeHead refusing a header, say) must close the body
+    // itself: a body holding a file or a producer would otherwise never learn it is not wanted.
+    let started = false;
     try {
       res.writeHead(resp.status, reason, flat);
+      started = true;
       if (noBody) {
         await body[Symbol.asyncIterator]().return?.();
       } else {
@@ -309,6 +322,7 @@ export class ServeRunner {
       res.end();
       if (this.#writeTimeout > 0) guardFlush(res, this.#writeTimeout);
     } catch (err) {
+      if (!started) closeUnread(body);
       if (!isExpected(err)) reportHandlerError(err);
       if (res.headersSent) abandon(conn);
       else errorResponse(res, 500);

@@ -53,6 +53,36 @@ describe("serve: requests and responses", () => {
     expect(r.status).toBe(500);
   });
 
+  test("a streamed body is closed when the head cannot be sent (node:http refuses the reason)", async () => {
+    let closed = false;
+    const body: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => ({ done: false, value: Buffer.from("never") }),
+        return: async () => {
+          closed = true;
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+    const s = servers.add(
+      await serve(
+        (req) => {
+          // A control character in the reason phrase (set after construction, which checks it):
+          // node:http's writeHead throws.
+          const res = new Response(200, { body: req.target === "/stream" ? body : "bytes" });
+          res.reason = "O\u0001K";
+          return res;
+        },
+        { port: 0 },
+      ),
+    );
+    expect((await get(`${s.url}/stream`)).status).toBe(500);
+    await waitFor(() => closed, 2_000, "the body's return()");
+    expect((await get(`${s.url}/bytes`)).status).toBe(500);
+    // The server is still there.
+    expect((await get(`${s.url}/bytes`)).status).toBe(500);
+  });
+
   test("the request carries the headers, version and a live signal", async () => {
     let seen: Request | undefined;
     const s = servers.add(
