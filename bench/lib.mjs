@@ -1,5 +1,7 @@
 // Shared benchmark helpers: load tools, alternating rounds, medians and the ratio table.
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
 
 /** True when `cmd` is on PATH. */
 export function have(cmd) {
@@ -71,4 +73,59 @@ export function printTable(title, unit, rows, ours = "hyperwire") {
 
 function fmt(x) {
   return x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2);
+}
+
+/** Self and inclusive ms per function (name + file + line), from a V8 .cpuprofile. */
+export function summarize(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const key = (n) => {
+    const f = n.callFrame;
+    const file = f.url ? f.url.replace(/^file:\/\//, "").replace(/^.*\/node_modules\/\.pnpm\//, "") : "";
+    return `${f.functionName || "(anonymous)"} ${file}${file ? `:${f.lineNumber + 1}` : ""}`;
+  };
+  const self = new Map();
+  const total = new Map();
+  let all = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    all += dt;
+    let id = profile.samples[i];
+    const k0 = key(byId.get(id));
+    self.set(k0, (self.get(k0) ?? 0) + dt);
+    const seen = new Set();
+    while (id !== undefined) {
+      const k = key(byId.get(id));
+      if (!seen.has(k)) {
+        seen.add(k);
+        total.set(k, (total.get(k) ?? 0) + dt);
+      }
+      id = parent.get(id);
+    }
+  }
+  return { self, total, all };
+}
+
+/** Whether benchmarks pin processes to cores: taskset is there, more than one core, BENCH_PIN is not "none". */
+export const LAST_CPU = os.cpus().length - 1;
+export const PIN = LAST_CPU > 0 && have("taskset") && process.env.BENCH_PIN !== "none";
+
+/** `[command, args]` that run `cmd args` on core `cpu` when pinning, as they are otherwise. */
+export function pinned(cpu, cmd, args) {
+  return PIN ? ["taskset", ["-c", String(cpu), cmd, ...args]] : [cmd, args];
+}
+
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+/** CPU seconds (user + system) used so far by process `pid`, or NaN where /proc cannot tell. */
+export function cpuSeconds(pid) {
+  try {
+    // Fields after "pid (comm)": state is field 3, utime 14, stime 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
 }

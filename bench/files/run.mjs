@@ -9,13 +9,13 @@
 // BENCH_PIN=none to not pin.
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { alternate, ensureDebian, have, printTable } from "../lib.mjs";
+import { alternate, cpuSeconds, ensureDebian, LAST_CPU, PIN, pinned, printTable } from "../lib.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -28,22 +28,6 @@ const run = promisify(execFile);
 if (!ensureDebian({ wrk: "wrk" })) {
   console.error("files: wrk is needed (apt-get install wrk)");
   process.exit(1);
-}
-
-const LAST_CPU = os.cpus().length - 1;
-const PIN = LAST_CPU > 0 && have("taskset") && process.env.BENCH_PIN !== "none";
-const pinned = (cpu, cmd, args) => (PIN ? ["taskset", ["-c", String(cpu), cmd, ...args]] : [cmd, args]);
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
-
-/** CPU seconds (user + system) used so far by process `pid`, or NaN where /proc cannot tell. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 async function startServer(kind, root) {

@@ -15,12 +15,11 @@
 // "/tiny,/json") and BENCH_CONNS (e.g. "64,512") to run a subset, BENCH_PIN=none to not pin.
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { alternate, ensureDebian, have, printTable } from "../lib.mjs";
+import { alternate, cpuSeconds, ensureDebian, have, LAST_CPU, PIN, pinned, printTable } from "../lib.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -36,25 +35,6 @@ const useWrk = ensureDebian({ wrk: "wrk" });
 if (!useWrk && !have("autocannon")) {
   console.error("server-h1: neither wrk (apt-get install wrk) nor autocannon is available");
   process.exit(1);
-}
-
-const LAST_CPU = os.cpus().length - 1;
-const PIN = LAST_CPU > 0 && have("taskset") && process.env.BENCH_PIN !== "none";
-/** `[command, args]` to run `cmd args` on one core when pinning. */
-const pinned = (cpu, cmd, args) => (PIN ? ["taskset", ["-c", String(cpu), cmd, ...args]] : [cmd, args]);
-
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
-
-/** CPU seconds (user + system) used so far by process `pid`, or NaN where /proc cannot tell. */
-function cpuSeconds(pid) {
-  try {
-    // Fields after "pid (comm)": state is field 3, utime 14, stime 15.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 async function startServer(kind) {

@@ -10,42 +10,10 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { have } from "../lib.mjs";
+import { have, summarize } from "../lib.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const TOP = Number(process.env.TOP ?? 20);
-
-/** Self and inclusive ms per function (name + file + line), from a V8 .cpuprofile. */
-function summarize(profile) {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const key = (n) => {
-    const f = n.callFrame;
-    const file = f.url ? f.url.replace(/^file:\/\//, "").replace(/^.*\/node_modules\/\.pnpm\//, "") : "";
-    return `${f.functionName || "(anonymous)"} ${file}${file ? `:${f.lineNumber + 1}` : ""}`;
-  };
-  const self = new Map();
-  const total = new Map();
-  let all = 0;
-  for (let i = 0; i < profile.samples.length; i++) {
-    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
-    all += dt;
-    let id = profile.samples[i];
-    const k0 = key(byId.get(id));
-    self.set(k0, (self.get(k0) ?? 0) + dt);
-    const seen = new Set();
-    while (id !== undefined) {
-      const k = key(byId.get(id));
-      if (!seen.has(k)) {
-        seen.add(k);
-        total.set(k, (total.get(k) ?? 0) + dt);
-      }
-      id = parent.get(id);
-    }
-  }
-  return { self, total, all };
-}
 
 function print(title, entries, all) {
   console.log(`\n${title}`);
