@@ -53,6 +53,23 @@ const FRAME_OPTIONS = [
   ],
 ] as const;
 
+/**
+ * Settled promises of small sizes, shared: a send taken at once resolves with one of these instead
+ * of a new promise (a settled promise can be awaited by any number of callers).
+ */
+const RESOLVED_SIZES: Promise<number>[] = [];
+const RESOLVED_SIZES_MAX = 4096;
+
+function resolvedSize(size: number): Promise<number> {
+  if (size > RESOLVED_SIZES_MAX) return Promise.resolve(size);
+  let p = RESOLVED_SIZES[size];
+  if (p === undefined) {
+    p = Promise.resolve(size);
+    RESOLVED_SIZES[size] = p;
+  }
+  return p;
+}
+
 /** How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`). */
 const ITERATE = 0;
 const RECEIVE = 1;
@@ -307,7 +324,7 @@ export class WebSocket implements AsyncIterable<Message> {
       // options object per send is measurable on small messages).
       if (fin === 1) ws.send(data);
       else ws.send(data, FRAME_OPTIONS[binary][fin]);
-      return Promise.resolve(size);
+      return resolvedSize(size);
     }
     return new Promise<number>((resolve, reject) => {
       // A write the socket does not take within writeIdleTimeout means a peer that stopped reading.
@@ -437,7 +454,7 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
-    this.#heard();
+    if (this.#live !== undefined) this.#heard();
     const message: Message = isBinary ? data : data.toString("utf8");
     const w = this.#waiter;
     if (w !== undefined) {
