@@ -390,6 +390,11 @@ export class Router<H extends RouteHandler = RequestHandler> {
   readonly #root = new TrieNode<H>();
   /** Nodes of fully static patterns by their normalized path (`/a/b`; the root is `/`). */
   readonly #static = new Map<string, TrieNode<H>>();
+  /**
+   * The lengths of the static paths, as bits (lengths of 256 and more share the last bit): a path of
+   * a length no static route has skips the Map lookup, which on a miss costs as much as a short walk.
+   */
+  readonly #staticLengths = new Uint32Array(9);
   readonly #notFound: H | undefined;
   readonly #methodNotAllowed: H | undefined;
   readonly #middleware: Middleware<H> | undefined;
@@ -489,7 +494,12 @@ export class Router<H extends RouteHandler = RequestHandler> {
       node.methods.set(method, leaf);
     }
     const allExact = segments.every((seg) => seg.kind === "exact");
-    if (allExact) this.#static.set(parts.length === 0 ? "/" : `/${parts.join("/")}`, node);
+    if (allExact) {
+      const key = parts.length === 0 ? "/" : `/${parts.join("/")}`;
+      this.#static.set(key, node);
+      const bit = Math.min(key.length, 256);
+      this.#staticLengths[bit >> 5]! |= 1 << (bit & 31);
+    }
     return this;
   }
 
@@ -510,7 +520,11 @@ export class Router<H extends RouteHandler = RequestHandler> {
     // hit here is exactly what the walk would find first, exact children coming first. The root's
     // filter of first chars spares hashing the whole path when no static route starts like it.
     const first = 1 << (target.charCodeAt(start + 1) & 31);
-    if (this.#static.size > 0 && (end - start <= 1 || (this.#root.exactFirst & first) !== 0)) {
+    const bit = Math.min(end - start, 256);
+    if (
+      (end - start <= 1 || (this.#root.exactFirst & first) !== 0) &&
+      (this.#staticLengths[bit >> 5]! & (1 << (bit & 31))) !== 0
+    ) {
       const key = start === 0 && end === target.length ? target : target.slice(start, end);
       const leaf = this.#static.get(key || "/")?.leafFor(method);
       if (leaf !== undefined) return leaf.fixed!;
