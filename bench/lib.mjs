@@ -129,3 +129,31 @@ export function cpuSeconds(pid) {
     return Number.NaN;
   }
 }
+
+function printTop(title, entries, all, top) {
+  console.log(`\n${title}`);
+  for (const [k, ms] of entries.slice(0, top)) {
+    console.log(`${ms.toFixed(0).padStart(7)} ms ${((100 * ms) / all).toFixed(1).padStart(5)}%  ${k}`);
+  }
+}
+
+/**
+ * Prints a .cpuprofile's summary: the functions with the most self time, then hyperwire's own (dist of
+ * packages/*) by self and inclusive time, `top` lines each.
+ */
+export function reportProfile(file, top = 20) {
+  const { self, total, all } = summarize(JSON.parse(readFileSync(file, "utf8")));
+  const sorted = (m, f = () => true) => [...m].filter(([k]) => f(k)).sort((a, b) => b[1] - a[1]);
+  const ours = (k) => /\/packages\/[^/]+\/dist\//.test(k);
+  const idle = (k) => /^\((idle|program|garbage collector)\)/.test(k);
+  console.log(`\n=== profile ${file}: ${all.toFixed(0)} ms sampled`);
+  printTop("Top self time:", sorted(self), all, top);
+  printTop("hyperwire functions, self time:", sorted(self, ours), all, top);
+  printTop("hyperwire functions, inclusive time:", sorted(total, ours), all, top);
+  const ownSelf = sorted(self, ours).reduce((s, [, ms]) => s + ms, 0);
+  const busy = sorted(self, (k) => !idle(k)).reduce((s, [, ms]) => s + ms, 0);
+  console.log(
+    `\nhyperwire-owned self time: ${ownSelf.toFixed(0)} ms of ${busy.toFixed(0)} ms busy ` +
+      `(${((100 * ownSelf) / busy).toFixed(1)}%)`,
+  );
+}
