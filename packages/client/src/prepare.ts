@@ -18,7 +18,7 @@ import {
   resolveTimeouts,
   unescapeUri,
 } from "@hyperwire/core";
-import { prepareBody } from "./body.js";
+import { type PreparedBody, prepareBody } from "./body.js";
 import type { Client } from "./client.js";
 import type { RequestOptions } from "./options.js";
 import { type Tracer, tracerFor } from "./trace.js";
@@ -145,41 +145,25 @@ export function prepare(
       options,
     );
   }
+  const withBody = (b: PreparedBody): Prepared => {
+    if (b.contentType !== undefined && !headers.has("content-type"))
+      headers.set("Content-Type", b.contentType);
+    return finish(
+      client,
+      method,
+      origin,
+      cleanUrl,
+      target,
+      headers,
+      wireOnly,
+      b.data,
+      timeouts,
+      tracer,
+      options,
+    );
+  };
   const body = prepareBody(options.body, options.json);
-  if (body instanceof Promise) {
-    return body.then((b) => {
-      if (b.contentType !== undefined && !headers.has("content-type"))
-        headers.set("Content-Type", b.contentType);
-      return finish(
-        client,
-        method,
-        origin,
-        cleanUrl,
-        target,
-        headers,
-        wireOnly,
-        b.data,
-        timeouts,
-        tracer,
-        options,
-      );
-    });
-  }
-  if (body.contentType !== undefined && !headers.has("content-type"))
-    headers.set("Content-Type", body.contentType);
-  return finish(
-    client,
-    method,
-    origin,
-    cleanUrl,
-    target,
-    headers,
-    wireOnly,
-    body.data,
-    timeouts,
-    tracer,
-    options,
-  );
+  return body instanceof Promise ? body.then(withBody) : withBody(body);
 }
 
 function finish(

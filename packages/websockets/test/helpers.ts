@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import { WebSocket as WsSocket } from "ws";
 import { type ListenOptions, listen, type SessionHandler, type WebSocketServer } from "../src/index.js";
 
 /** Fails the file when a promise rejection went unhandled while its tests ran. */
@@ -40,6 +41,22 @@ export class Resources {
     return server;
   }
 
+  /** A raw `ws` client (the reference peer), connected, terminated after the test. */
+  async rawClient(url: string, options: ConstructorParameters<typeof WsSocket>[2] = {}): Promise<WsSocket> {
+    const ws = new WsSocket(url, options);
+    ws.on("error", () => {});
+    this.defer(() => ws.terminate());
+    await within(
+      new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      }),
+      3_000,
+      "a raw ws client to connect",
+    );
+    return ws;
+  }
+
   /** Runs `f` after the test (last registered runs first). */
   defer(f: () => unknown): void {
     this.#cleanups.push(f);
@@ -59,6 +76,11 @@ export class Resources {
 }
 
 /** `promise`, or a rejection naming `what` once `ms` pass. */
+/** Resolves with [code, reason] when a raw ws socket closes. */
+export function rawClosed(ws: WsSocket): Promise<[number, string]> {
+  return new Promise((resolve) => ws.once("close", (code, reason) => resolve([code, reason.toString()])));
+}
+
 export function within<T>(promise: T | Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -14,6 +14,7 @@ import {
   parseFrames,
   RawClient,
   Resources,
+  rawClosed,
   settle,
   waitFor,
   within,
@@ -59,29 +60,6 @@ async function stillServes(server: WebSocketServer): Promise<void> {
     "an echo from the server",
   );
   expect(reply).toBe("still alive?");
-}
-
-/** A raw `ws` client, terminated after the test. */
-async function rawWsClient(
-  url: string,
-  options: ConstructorParameters<typeof WsSocket>[2] = {},
-): Promise<WsSocket> {
-  const ws = new WsSocket(url, options);
-  ws.on("error", () => {});
-  res.defer(() => ws.terminate());
-  await within(
-    new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-    }),
-    3_000,
-    "a raw ws client to connect",
-  );
-  return ws;
-}
-
-function rawClosed(ws: WsSocket): Promise<[number, string]> {
-  return new Promise((resolve) => ws.once("close", (code, reason) => resolve([code, reason.toString()])));
 }
 
 /**
@@ -220,7 +198,7 @@ describe("hostile clients against our server", () => {
       sessions.push(ws);
       await ws.closed();
     });
-    const peer = await rawWsClient(`ws://${serverAddr(server)}/`);
+    const peer = await res.rawClient(`ws://${serverAddr(server)}/`);
     const chunk = Buffer.alloc(64 * 1024);
     let acked = 0;
     let stopped = false;
@@ -313,7 +291,7 @@ describe("hostile clients against our server", () => {
 
   test("a compressed bomb is closed with 1009 and the server keeps serving", async () => {
     const { server, outcomes } = await recordingServer({ compress: true, maxFrameSize: MiB });
-    const peer = await rawWsClient(`ws://${serverAddr(server)}/`, { perMessageDeflate: true });
+    const peer = await res.rawClient(`ws://${serverAddr(server)}/`, { perMessageDeflate: true });
     expect(peer.extensions).toContain("permessage-deflate");
     const closed = rawClosed(peer);
     const rssBefore = process.memoryUsage().rss;

@@ -12,7 +12,15 @@ import {
   type WebSocketServer,
   WebSockets,
 } from "../src/index.js";
-import { checkUnhandledRejections, deferred, Resources, settle, waitFor, within } from "./helpers.js";
+import {
+  checkUnhandledRejections,
+  deferred,
+  Resources,
+  rawClosed,
+  settle,
+  waitFor,
+  within,
+} from "./helpers.js";
 
 checkUnhandledRejections();
 const res = new Resources();
@@ -56,30 +64,6 @@ async function rawServer(
   );
   const { port } = server.address() as { port: number };
   return { server, url: `ws://127.0.0.1:${port}/`, connection };
-}
-
-/** A raw `ws` client, terminated after the test. */
-async function rawClient(
-  url: string,
-  options: ConstructorParameters<typeof WsSocket>[2] = {},
-): Promise<WsSocket> {
-  const ws = new WsSocket(url, options);
-  ws.on("error", () => {});
-  res.defer(() => ws.terminate());
-  await within(
-    new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-    }),
-    3_000,
-    "a raw ws client to connect",
-  );
-  return ws;
-}
-
-/** Resolves with [code, reason] when a raw ws socket closes. */
-function rawClosed(ws: WsSocket): Promise<[number, string]> {
-  return new Promise((resolve) => ws.once("close", (code, reason) => resolve([code, reason.toString()])));
 }
 
 describe("the API.md example", () => {
@@ -558,7 +542,7 @@ describe("concurrency and back-pressure", () => {
       }
     });
     res.defer(() => stop.resolve());
-    const peer = await rawClient(urlOf(server));
+    const peer = await res.rawClient(urlOf(server));
     // The peer stops reading from its socket.
     (peer as unknown as { _socket: import("node:net").Socket })._socket.pause();
     let last = -1;
@@ -616,7 +600,7 @@ describe("ping and pong", () => {
 
   test("pings from the peer are answered automatically and not delivered", async () => {
     const server = await echoServer();
-    const peer = await rawClient(urlOf(server));
+    const peer = await res.rawClient(urlOf(server));
     const gotPong = new Promise<string>((r) => peer.once("pong", (d: Buffer) => r(d.toString())));
     peer.ping("xyz");
     expect(await within(gotPong, 3_000, "the pong")).toBe("xyz");
@@ -708,8 +692,8 @@ describe("compression", () => {
   test("our server accepts a compressing peer only with compress: true", async () => {
     const on = await echoServer({ compress: true });
     const off = await echoServer();
-    const a = await rawClient(urlOf(on), { perMessageDeflate: true });
-    const b = await rawClient(urlOf(off), { perMessageDeflate: true });
+    const a = await res.rawClient(urlOf(on), { perMessageDeflate: true });
+    const b = await res.rawClient(urlOf(off), { perMessageDeflate: true });
     expect(a.extensions).toContain("permessage-deflate");
     expect(b.extensions).toBe("");
   });
@@ -804,7 +788,7 @@ describe("liveness", () => {
       },
       { pingInterval: 50, pongTimeout: 150 },
     );
-    const peer = await rawClient(urlOf(server), { autoPong: false });
+    const peer = await res.rawClient(urlOf(server), { autoPong: false });
     let pings = 0;
     peer.on("ping", () => pings++);
     const peerClosed = rawClosed(peer);
@@ -819,7 +803,7 @@ describe("liveness", () => {
 
   test("a peer that answers pings stays connected", async () => {
     const server = await echoServer({ pingInterval: 50, pongTimeout: 100 });
-    const peer = await rawClient(urlOf(server));
+    const peer = await res.rawClient(urlOf(server));
     let pings = 0;
     peer.on("ping", () => pings++);
     await new Promise((r) => setTimeout(r, 600));
