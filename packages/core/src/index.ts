@@ -23,6 +23,18 @@ export {
   WebSocketError,
 } from "./errors.js";
 export {
+  FORM_DEFAULTS,
+  Form,
+  type FormEntries,
+  type FormOptions,
+  type FormValue,
+  Multipart,
+  type MultipartInit,
+  type ParsedPart,
+  type PartData,
+  parseMultipart,
+} from "./form.js";
+export {
   appendHeader,
   canonicalHeaderKey,
   defaultHeader,
@@ -67,6 +79,7 @@ export {
   redactProxyUrl,
 } from "./proxy.js";
 export { formatEvent, SSEEvent, type SSEEventInit } from "./sse.js";
+export { SSE_PARSER_DEFAULTS, SSEParser, type SSEParserOptions } from "./sse-parser.js";
 export { STATUS_TEXTS, statusText } from "./status.js";
 export {
   checkTimeout,
