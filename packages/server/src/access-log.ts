@@ -13,7 +13,7 @@ export interface AccessLogEntry {
   readonly method: string;
   /** The request target as sent. */
   readonly target: string;
-  /** `"1.0"` or `"1.1"`. */
+  /** `"1.0"`, `"1.1"` or `"2.0"`. */
   readonly version: string;
   readonly status: number;
   /** Response body bytes handed to the socket. */

@@ -1,16 +1,29 @@
 // Small I/O helpers shared by the request-handler and stream-handler paths.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { EventEmitter } from "node:events";
+import type { ServerResponse } from "node:http";
 import { ClosedError, type Headers, TimeoutError } from "@hyperwire/core";
 import type { AccessLogEntry } from "./access-log.js";
 import { formatCombinedLog } from "./access-log.js";
 import type { Conn } from "./http1.js";
 
+/** What {@link waitDrain} waits on: a response (HTTP/1.1) or a stream (HTTP/2). */
+export type DrainTarget = EventEmitter & { readonly socket?: { destroy(): void } | null };
+
+function destroySocketOf(res: DrainTarget): void {
+  res.socket?.destroy();
+}
+
 /**
  * Waits until `res` may take more bytes (`drain`). Rejects with `ClosedError` when the connection
  * closes first, and with `TimeoutError` (phase `writeIdle`) when `writeTimeout` (ms, `0` = none)
- * passes first, in which case the connection is destroyed.
+ * passes first, in which case `expire(res)` runs (by default the connection is destroyed; an HTTP/2
+ * stream is reset instead).
  */
-export function waitDrain(res: ServerResponse, writeTimeout: number): Promise<void> {
+export function waitDrain(
+  res: DrainTarget,
+  writeTimeout: number,
+  expire: (res: DrainTarget) => void = destroySocketOf,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
@@ -32,7 +45,7 @@ export function waitDrain(res: ServerResponse, writeTimeout: number): Promise<vo
     if (writeTimeout > 0) {
       timer = setTimeout(() => {
         cleanup();
-        res.socket?.destroy();
+        expire(res);
         reject(new TimeoutError("writeIdle", writeTimeout, performance.now() - started));
       }, writeTimeout).unref();
     }
@@ -67,10 +80,19 @@ export function trailerNames(trailers: Headers): string {
   return names.join(", ");
 }
 
+/** What {@link logAccess} reads of a request: node:http's `IncomingMessage`, or an HTTP/2 exchange. */
+export interface AccessSource {
+  readonly socket: { readonly remoteAddress?: string | undefined } | null;
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly httpVersion: string;
+  readonly headers: { readonly referer?: string | undefined; readonly "user-agent"?: string | undefined };
+}
+
 /** Emits an access-log entry (or prints the combined-log line) for one finished request. */
 export function logAccess(
   sink: true | ((entry: AccessLogEntry) => void),
-  req: IncomingMessage,
+  req: AccessSource,
   start: number,
   time: Date,
   status: number,
@@ -78,7 +100,7 @@ export function logAccess(
 ): void {
   const h = req.headers;
   const entry: AccessLogEntry = {
-    remoteAddress: req.socket.remoteAddress ?? "",
+    remoteAddress: req.socket?.remoteAddress ?? "",
     time,
     method: req.method ?? "",
     target: req.url ?? "",

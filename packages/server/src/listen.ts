@@ -1,4 +1,5 @@
 // The stream-handler path (listen) and the bridge from request handlers (streamHandler).
+import type { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   ArgumentError,
@@ -11,11 +12,13 @@ import {
 import type { AccessLogEntry } from "./access-log.js";
 import { type Handler, toRequestHandler } from "./handler.js";
 import { type Conn, errorResponse, HAS_BODY, Http1Engine, headStatus, scanHead } from "./http1.js";
+import { type H2Exchange, Http2Engine } from "./http2.js";
+import { type H2StreamSetup, Http2ServerStream } from "./http2-stream.js";
 import { logAccess, reportHandlerError } from "./io.js";
 import { DEFAULTS, type ResolvedServerOptions, resolveOptions, type ServerOptions } from "./options.js";
 import { makeRequest, type ServerRequest } from "./request.js";
 import { Server } from "./server.js";
-import { ServerStream, type StreamSetup } from "./stream.js";
+import { Http1Stream, type ServerStream, type StreamSetup } from "./stream.js";
 
 /**
  * A stream handler: reads the request and writes the response through a {@link ServerStream}.
@@ -31,14 +34,22 @@ function isExpected(err: unknown): boolean {
   return err instanceof ClosedError || err instanceof TimeoutError;
 }
 
-/** Gives the body `ms` to arrive in full; then the stream answers 408 (or closes) and reads reject. */
-function armReadTimeout(req: IncomingMessage, stream: ServerStream, ms: number): void {
+/**
+ * Gives the body `ms` to arrive in full (`source.complete`, watched through `body`'s events); then
+ * the stream answers 408 (or closes) and reads reject.
+ */
+function armReadTimeout(
+  body: EventEmitter,
+  source: { readonly complete: boolean },
+  stream: ServerStream,
+  ms: number,
+): void {
   const started = performance.now();
   const timer = setTimeout(() => {
-    if (!req.complete) stream.timeOutRead(new TimeoutError("readIdle", ms, performance.now() - started));
+    if (!source.complete) stream.timeOutRead(new TimeoutError("readIdle", ms, performance.now() - started));
   }, ms).unref();
-  req.once("end", () => clearTimeout(timer));
-  req.once("close", () => clearTimeout(timer));
+  body.once("end", () => clearTimeout(timer));
+  body.once("close", () => clearTimeout(timer));
 }
 
 class StreamRunner {
@@ -74,9 +85,35 @@ class StreamRunner {
     conn.engine.requestStarted(conn, request);
     const hasBody = (flags & HAS_BODY) !== 0;
     const setup: StreamSetup = { expectContinue, hasBody, writeTimeout: this.#writeTimeout, log: this.#log };
-    const stream = new ServerStream(request, req, res, conn, setup);
-    if (hasBody && this.#readTimeout > 0) armReadTimeout(req, stream, this.#readTimeout);
+    const stream = new Http1Stream(request, req, res, conn, setup);
+    if (hasBody && this.#readTimeout > 0) armReadTimeout(req, req, stream, this.#readTimeout);
     void this.#drive(stream, conn, request);
+  }
+
+  /** An HTTP/2 request stream (the engine validated its head). */
+  readonly runH2 = (ex: H2Exchange): void => {
+    const request = makeRequest(ex, "2", ex);
+    ex.request = request;
+    if (this.#log !== undefined) ex.t0 = performance.now();
+    const setup: H2StreamSetup = { writeTimeout: this.#writeTimeout, log: this.#log };
+    const stream = new Http2ServerStream(request, ex, setup);
+    if (!ex.stream.endAfterHeaders && this.#readTimeout > 0) {
+      armReadTimeout(ex.stream, ex, stream, this.#readTimeout);
+    }
+    void this.#driveH2(stream, ex);
+  };
+
+  async #driveH2(stream: ServerStream, ex: H2Exchange): Promise<void> {
+    try {
+      await this.#handler(stream);
+      stream.closeRead();
+      await stream.closeWrite();
+    } catch (err) {
+      if (!isExpected(err)) reportHandlerError(err);
+      stream.fail();
+    } finally {
+      ex.finish();
+    }
   }
 
   async #drive(stream: ServerStream, conn: Conn, request: ServerRequest): Promise<void> {
@@ -114,7 +151,7 @@ function toStreamHandler(handler: StreamHandler | StreamHandlerObject): StreamHa
 }
 
 /**
- * Starts an HTTP/1.1 server (HTTPS with `tls`) that calls a stream handler for every request: the
+ * Starts an HTTP/1.1 and HTTP/2 server (HTTPS with `tls`) that calls a stream handler for every request: the
  * body is not buffered (so `maxBodyBytes` does not apply), the handler reads and writes it.
  * `handler` may also be an object with `handleStream(stream)`, such as a `Router`.
  * Bind failures reject with `AddressInUseError` or `ConnectError`.
@@ -134,7 +171,8 @@ export async function listen(
   const opts = resolveOptions(options);
   const runner = new StreamRunner(perStream, opts);
   const engine = new Http1Engine(opts, runner.run, runner.checkContinue);
-  return new Server(opts, engine).start();
+  const h2 = opts.http2 ? new Http2Engine(opts, runner.runH2) : undefined;
+  return new Server(opts, engine, h2).start();
 }
 
 /** Options of {@link streamHandler}. */

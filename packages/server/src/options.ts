@@ -1,5 +1,6 @@
 import type { SecureContextOptions, TlsOptions } from "node:tls";
 import { ArgumentError } from "@hyperwire/core";
+import { HTTP2Settings, type HTTP2SettingsInit } from "@hyperwire/h2";
 import type { AccessLogEntry } from "./access-log.js";
 
 /**
@@ -30,31 +31,55 @@ export interface ServerOptions {
   backlog?: number;
   /**
    * Serve HTTPS with these Node TLS options (`key`, `cert`, `ca`, `passphrase`, `pfx`, …).
-   * Default: none (cleartext). ALPN offers `http/1.1`.
+   * Default: none (cleartext). ALPN offers `h2` and `http/1.1` (only `http/1.1` when `http2` is false).
    */
   tls?: TlsOptions & SecureContextOptions;
   /**
+   * Serve HTTP/2 as well: on a cleartext listener, connections that open with the HTTP/2 preface
+   * (prior knowledge, `h2c`); over TLS, connections whose ALPN chose `h2`. Default `true`. `false`
+   * serves HTTP/1.1 only (an HTTP/2 preface then gets HTTP/1.1's `400`).
+   */
+  http2?: boolean;
+  /**
+   * HTTP/2 receive windows (bytes): `initialWindowSize` per stream (advertised in SETTINGS) and
+   * `connectionWindowSize` per connection. Default `new HTTP2Settings()` (65 535 each).
+   */
+  http2Settings?: HTTP2Settings | HTTP2SettingsInit;
+  /**
+   * The most HTTP/2 streams a peer may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS);
+   * more are refused with RST_STREAM(REFUSED_STREAM). It also sets the Rapid-Reset bound: a peer that
+   * resets more than `maxConcurrentStreams + 100` streams gets GOAWAY(ENHANCE_YOUR_CALM). Default
+   * `100`; `0` advertises no limit (and the bound counts as for 100).
+   */
+  maxConcurrentStreams?: number;
+  /**
    * How long the request head may take to arrive, counted from the connection (first request) or
    * from its first byte (later requests on a keep-alive connection); the peer then gets `408` and
-   * the connection is closed. Default `0`, which falls back to `readTimeout`.
+   * the connection is closed. Default `0`, which falls back to `readTimeout`. On a new connection it
+   * also bounds the wait for the HTTP/2 preface and the first HEADERS (then the session is closed).
    */
   readHeaderTimeout?: number;
   /**
    * How long the request body may take to arrive after the head (`408`, or a closed connection when
-   * the response has started). Default `0` (off).
+   * the response has started). Default `0` (off). Over HTTP/2 it is per stream (the stream is reset,
+   * not the connection).
    */
   readTimeout?: number;
   /**
    * How long each response write may wait for the peer to take the bytes; a client that stops
-   * reading has its connection destroyed. Default `0` (off).
+   * reading has its connection destroyed (over HTTP/2: its stream reset). Default `0` (off).
    */
   writeTimeout?: number;
   /**
    * How long a keep-alive connection may sit idle between requests before it is closed. Default
-   * `0`, which falls back to `readTimeout` (so both `0`: idle connections stay open).
+   * `0`, which falls back to `readTimeout` (so both `0`: idle connections stay open). An HTTP/2
+   * session with no streams for this long is sent GOAWAY and closed.
    */
   idleTimeout?: number;
-  /** The largest request head in bytes (request line + headers); larger gets `431`. Default 1 MiB. */
+  /**
+   * The largest request head in bytes (request line + headers); larger gets `431`. Default 1 MiB.
+   * HTTP/2 advertises twice this as SETTINGS_MAX_HEADER_LIST_SIZE (HTTP.jl's header-block cap).
+   */
   maxHeaderBytes?: number;
   /**
    * The largest request body `serve` buffers, in bytes; larger gets `413` before the handler runs
@@ -85,6 +110,9 @@ export interface ResolvedServerOptions {
   readonly reuseAddr: boolean;
   readonly backlog: number;
   readonly tls: (TlsOptions & SecureContextOptions) | undefined;
+  readonly http2: boolean;
+  readonly http2Settings: HTTP2Settings;
+  readonly maxConcurrentStreams: number;
   readonly readHeaderTimeout: number;
   readonly readTimeout: number;
   readonly writeTimeout: number;
@@ -103,6 +131,9 @@ export const DEFAULTS: ResolvedServerOptions = Object.freeze({
   reuseAddr: true,
   backlog: 128,
   tls: undefined,
+  http2: true,
+  http2Settings: new HTTP2Settings(),
+  maxConcurrentStreams: 100,
   readHeaderTimeout: 0,
   readTimeout: 0,
   writeTimeout: 0,
@@ -152,6 +183,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedServerOptio
   nonNegative("readHeaderTimeout", o.readHeaderTimeout);
   nonNegative("writeTimeout", o.writeTimeout);
   nonNegative("idleTimeout", o.idleTimeout);
+  if (typeof o.http2 !== "boolean") throw new ArgumentError("http2 must be a boolean");
+  if (!Number.isInteger(o.maxConcurrentStreams) || o.maxConcurrentStreams < 0) {
+    throw new ArgumentError(`maxConcurrentStreams must be an integer ≥ 0, got ${o.maxConcurrentStreams}`);
+  }
   const shutdown = options.onShutdown;
   const onShutdown =
     shutdown === undefined ? [] : typeof shutdown === "function" ? [shutdown] : [...shutdown];
@@ -169,5 +204,6 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedServerOptio
     readHeaderTimeout: o.readHeaderTimeout || o.readTimeout,
     idleTimeout: o.idleTimeout || o.readTimeout,
     onShutdown: Object.freeze(onShutdown),
+    http2Settings: HTTP2Settings.from(o.http2Settings),
   });
 }

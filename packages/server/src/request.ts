@@ -4,9 +4,7 @@
 // trailers, and the Headers (three arrays and a lower-cased copy of every name, built from node's
 // already validated rawHeaders). That is most of a request's allocations on the hot path. Node has
 // already validated what the constructor would check (a non-empty upper-case method and target).
-import type { IncomingMessage } from "node:http";
-import type { Socket } from "node:net";
-import { Headers, Request, RequestContext } from "@hyperwire/core";
+import { Headers, type HTTPVersion, Request, RequestContext } from "@hyperwire/core";
 
 const kHeaders = Symbol("hyperwire.headers");
 const kContext = Symbol("hyperwire.context");
@@ -15,13 +13,33 @@ const kSocket = Symbol("hyperwire.socket");
 const kBody = Symbol("hyperwire.body");
 const kDone = Symbol("hyperwire.done");
 
+/**
+ * Where a request's head and body come from: node:http's `IncomingMessage`, or the HTTP/2 server's
+ * per-stream exchange (which has the same fields).
+ */
+export interface RequestSource {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  /** The header fields as a flat `[name, value, ...]` list, already validated by the parser. */
+  readonly rawHeaders: string[];
+  /** True once the body arrived in full. */
+  readonly complete: boolean;
+  readonly destroyed: boolean;
+  destroy(): void;
+}
+
+/** What the request lives on (the socket, or the HTTP/2 stream): destroyed means the peer left. */
+export interface RequestCarrier {
+  readonly destroyed: boolean;
+}
+
 /** A request made by {@link makeRequest}: its lazily made parts live in symbol slots. */
 export interface ServerRequest extends Request {
   [kHeaders]: Headers | undefined;
   [kContext]: RequestContext | undefined;
   [kTrailers]: Headers | undefined;
-  [kSocket]: Socket;
-  [kBody]: IncomingMessage;
+  [kSocket]: RequestCarrier;
+  [kBody]: RequestSource;
   [kDone]: boolean;
 }
 
@@ -86,9 +104,9 @@ const EMPTY = new Uint8Array(0);
  * `incoming` is where its body arrives.
  */
 export function makeRequest(
-  incoming: IncomingMessage,
-  version: "1.0" | "1.1",
-  socket: Socket,
+  incoming: RequestSource,
+  version: HTTPVersion,
+  socket: RequestCarrier,
 ): ServerRequest {
   const req = Object.create(proto) as ServerRequest;
   // Same field order every time, so every request shares one hidden class.

@@ -3,6 +3,7 @@
 // reading when the request has none, one writeHead + end, and no per-request closures on the common
 // path.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
 import {
   ClosedError,
   fromWebResponse,
@@ -14,6 +15,8 @@ import {
 import type { AccessLogEntry } from "./access-log.js";
 import { type Handler, type RequestHandler, toRequestHandler } from "./handler.js";
 import { type Conn, errorResponse, HAS_BODY, Http1Engine, headStatus, scanHead } from "./http1.js";
+import { Http2Engine } from "./http2.js";
+import { H2ServeRunner } from "./http2-serve.js";
 import {
   abandon,
   guardFlush,
@@ -41,12 +44,15 @@ function latin1(bytes: Uint8Array): string {
   ).toString("latin1");
 }
 /** bufferBody outcomes that are not a body. */
-const TOO_LARGE = 413;
-const TIMED_OUT = 408;
-const ABORTED = 0;
+export const TOO_LARGE = 413;
+export const TIMED_OUT = 408;
+export const ABORTED = 0;
 
-/** Reads a request body into one buffer, up to `limit` bytes (`0` = no limit) within `timeout` ms. */
-function bufferBody(req: IncomingMessage, limit: number, timeout: number): Promise<Uint8Array | number> {
+/**
+ * Reads a request body (node:http's IncomingMessage or an HTTP/2 stream) into one buffer, up to
+ * `limit` bytes (`0` = no limit) within `timeout` ms.
+ */
+export function bufferBody(req: Readable, limit: number, timeout: number): Promise<Uint8Array | number> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -74,14 +80,15 @@ function bufferBody(req: IncomingMessage, limit: number, timeout: number): Promi
   });
 }
 
-function describe(value: unknown): string {
+/** What a handler returned instead of a Response, for the error message. */
+export function describe(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "object") return value.constructor?.name ?? "an object";
   return typeof value;
 }
 
 /** Tells a streamed body that nobody will read it (its `return()`), reporting a failure to do so. */
-function closeUnread(body: AsyncIterable<Uint8Array>): void {
+export function closeUnread(body: AsyncIterable<Uint8Array>): void {
   try {
     Promise.resolve(body[Symbol.asyncIterator]().return?.()).catch(reportHandlerError);
   } catch (err) {
@@ -89,7 +96,8 @@ function closeUnread(body: AsyncIterable<Uint8Array>): void {
   }
 }
 
-function isExpected(err: unknown): boolean {
+/** Errors that are the peer's doing (it left, or was too slow): not reported as handler errors. */
+export function isExpected(err: unknown): boolean {
   return err instanceof ClosedError || err instanceof TimeoutError;
 }
 
@@ -334,7 +342,7 @@ export class ServeRunner {
 }
 
 /**
- * Starts an HTTP/1.1 server (HTTPS with `tls`) that calls `handler` for every request, with the
+ * Starts an HTTP/1.1 and HTTP/2 server (HTTPS with `tls`) that calls `handler` for every request, with the
  * request body buffered (up to `maxBodyBytes`). The handler may be a function, an object with
  * `handle(req)`, or an object with a WHATWG `fetch(request)`; it may return our `Response` or a
  * WHATWG one. A `Uint8Array` body is sent with `Content-Length`, an async iterable chunked (or with
@@ -354,5 +362,6 @@ export async function serve(handler: Handler, options?: ServerOptions): Promise<
   const engine = new Http1Engine(opts, runner.run, runner.checkContinue, (req, socket, head, conn) => {
     void runUpgrade(requestHandler, req, socket, head, conn);
   });
-  return new Server(opts, engine).start();
+  const h2 = opts.http2 ? new Http2Engine(opts, new H2ServeRunner(requestHandler, opts).run) : undefined;
+  return new Server(opts, engine, h2).start();
 }

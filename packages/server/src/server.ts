@@ -1,7 +1,8 @@
 import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import { AddressInUseError, ConnectError, ProtocolError } from "@hyperwire/core";
-import type { Http1Engine } from "./http1.js";
+import { type Http1Engine, rawError } from "./http1.js";
+import type { Http2Engine } from "./http2.js";
 import { LISTEN_ANY_ATTEMPTS, type ResolvedServerOptions } from "./options.js";
 
 type State = "initial" | "running" | "closing" | "closed";
@@ -34,6 +35,59 @@ function tcpSocketOf(socket: tls.TLSSocket): Socket | undefined {
   return (socket as tls.TLSSocket & { _parent?: Socket })._parent;
 }
 
+/** The HTTP/2 client connection preface (RFC 9113 §3.4): what a prior-knowledge h2c peer sends first. */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/**
+ * Reads the first bytes of a cleartext connection and hands it to the HTTP/2 engine when they are
+ * the preface, else to the HTTP/1.1 engine; either way the bytes read are put back first. A preface
+ * split across reads is waited for; the first byte that differs decides HTTP/1.1. A peer that sends
+ * nothing gets 408 after `headTimeout` ms (`0`: it may wait), as HTTP/1.1's head timeout would do.
+ */
+function sniff(
+  socket: Socket,
+  headTimeout: number,
+  h1: Http1Engine,
+  h2: Http2Engine,
+  decided: (socket: Socket) => void,
+): void {
+  let seen: Buffer | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const onData = (chunk: Buffer): void => {
+    const bytes = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
+    const n = Math.min(bytes.length, PREFACE.length);
+    const isPreface = bytes.compare(PREFACE, 0, n, 0, n) === 0;
+    if (isPreface && n < PREFACE.length) {
+      seen = bytes;
+      return;
+    }
+    socket.off("data", onData);
+    socket.off("end", onEnd);
+    if (timer !== undefined) clearTimeout(timer);
+    socket.pause();
+    socket.unshift(bytes);
+    decided(socket);
+    if (isPreface) h2.accept(socket);
+    else {
+      h1.accept(socket);
+      socket.resume();
+    }
+  };
+  // The peer closed before deciding: nothing to serve.
+  const onEnd = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.once("end", onEnd);
+  if (headTimeout > 0) {
+    timer = setTimeout(() => {
+      socket.off("data", onData);
+      rawError(socket, 408);
+    }, headTimeout).unref();
+  }
+}
+
 function bindError(err: unknown, host: string, port: number): Error {
   const code = (err as { code?: string }).code;
   const address = hostPort(host, port);
@@ -56,9 +110,13 @@ function bindError(err: unknown, host: string, port: number): Error {
 export class Server {
   readonly #options: ResolvedServerOptions;
   readonly #engine: Http1Engine;
+  readonly #h2: Http2Engine | undefined;
   readonly #listener: net.Server;
   readonly #sockets = new Set<Socket>();
-  /** TLS connections still in their handshake: not yet handed to the engine, so idle. */
+  /**
+   * Connections not yet handed to an engine, so idle: TLS connections still in their handshake, and
+   * cleartext ones whose first bytes have not told HTTP/1.1 from HTTP/2 yet.
+   */
   readonly #handshaking = new Set<Socket>();
   #state: State = "initial";
   #bound: AddressInfo | undefined;
@@ -67,9 +125,10 @@ export class Server {
   #resolveDone!: () => void;
 
   /** @internal Made by {@link serve} and {@link listen}. */
-  constructor(options: ResolvedServerOptions, engine: Http1Engine) {
+  constructor(options: ResolvedServerOptions, engine: Http1Engine, h2?: Http2Engine) {
     this.#options = options;
     this.#engine = engine;
+    this.#h2 = h2;
     this.#done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -81,7 +140,8 @@ export class Server {
       });
     };
     if (options.tls) {
-      const listener = tls.createServer({ ALPNProtocols: ["http/1.1"], ...options.tls, noDelay: true });
+      const alpn = h2 === undefined ? ["http/1.1"] : ["h2", "http/1.1"];
+      const listener = tls.createServer({ ALPNProtocols: alpn, ...options.tls, noDelay: true });
       listener.on("connection", (socket: Socket) => {
         track(socket);
         this.#handshaking.add(socket);
@@ -89,14 +149,23 @@ export class Server {
       listener.on("secureConnection", (socket: tls.TLSSocket) => {
         const tcp = tcpSocketOf(socket);
         if (tcp !== undefined) this.#handshaking.delete(tcp);
-        engine.accept(socket);
+        if (h2 !== undefined && socket.alpnProtocol === "h2") h2.accept(socket);
+        else engine.accept(socket);
       });
       listener.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
       this.#listener = listener;
     } else {
+      const decided = (socket: Socket): void => {
+        this.#handshaking.delete(socket);
+      };
+      const headTimeout = options.readHeaderTimeout;
       this.#listener = net.createServer({ noDelay: true }, (socket) => {
         track(socket);
-        engine.accept(socket);
+        if (h2 === undefined) engine.accept(socket);
+        else {
+          this.#handshaking.add(socket);
+          sniff(socket, headTimeout, engine, h2, decided);
+        }
       });
     }
   }
@@ -165,9 +234,9 @@ export class Server {
     return this.#sockets.size;
   }
 
-  /** Requests whose response has not ended yet. */
+  /** Requests whose response has not ended yet (HTTP/2: streams still open). */
   get activeRequests(): number {
-    return this.#engine.activeRequests;
+    return this.#engine.activeRequests + (this.#h2?.activeRequests ?? 0);
   }
 
   /** Resolves when the server has shut down (after `close()` or `forceClose()`). */
@@ -177,7 +246,8 @@ export class Server {
 
   /**
    * Graceful shutdown: stops accepting, closes idle keep-alive connections now and busy ones after
-   * their in-flight response (which says `Connection: close` if it had not started), runs the
+   * their in-flight response (which says `Connection: close` if it had not started), sends GOAWAY on
+   * every HTTP/2 session and closes each once its open streams are done, runs the
    * `onShutdown` callbacks and resolves. There is no timeout: follow with `forceClose()` if needed.
    * A second call returns the same promise.
    *
@@ -203,6 +273,7 @@ export class Server {
 
   #destroyAll(): void {
     this.#engine.destroyAll();
+    this.#h2?.destroyAll();
     for (const socket of this.#sockets) socket.destroy();
   }
 
@@ -216,6 +287,7 @@ export class Server {
     if (force) this.#destroyAll();
     else {
       this.#engine.beginClose();
+      this.#h2?.beginClose();
       // A handshake that never completes would otherwise hold close() until the TLS handshake timeout.
       for (const socket of this.#handshaking) socket.destroy();
     }

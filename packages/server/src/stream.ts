@@ -30,7 +30,8 @@ export interface StreamSetup {
   readonly log: true | ((entry: AccessLogEntry) => void) | undefined;
 }
 
-type Framing = "none" | "fixed" | "chunked";
+/** @internal How a response body is framed: none, a checked `Content-Length`, or chunked (HTTP/2: DATA). */
+export type Framing = "none" | "fixed" | "chunked";
 
 /**
  * One request/response exchange as a stream handler sees it (HTTP.jl's server-side `Stream`).
@@ -47,18 +48,150 @@ type Framing = "none" | "fixed" | "chunked";
  * }, { port: 0 });
  * ```
  */
-export class ServerStream implements AsyncIterable<Uint8Array> {
+export abstract class ServerStream implements AsyncIterable<Uint8Array> {
   /** The request head (method, target, headers, context); its body is empty. */
   readonly request: Request;
+  /** @internal The response status (default 200). */
+  protected status = 200;
+  /** @internal The response headers, until the head is sent. */
+  protected readonly responseHeaders = new Headers();
+  /** @internal The trailers, sent at `closeWrite`. */
+  protected readonly responseTrailers = new Headers();
+  /** @internal Set when the head is sent: how the body is framed. */
+  protected framing: Framing | undefined;
+  /** @internal The declared `Content-Length` when the framing is `"fixed"`. */
+  protected fixedLength = -1;
+
+  /** @internal Made by the server for each request (HTTP/1.1 or HTTP/2). */
+  protected constructor(request: Request) {
+    this.request = request;
+  }
+
+  /** Aborts when the peer goes away (or the request is otherwise cancelled). */
+  get signal(): AbortSignal {
+    return this.request.context.signal;
+  }
+
+  /** True while the response has not ended and the connection (HTTP/2: the stream) is up. */
+  abstract get isOpen(): boolean;
+
+  /** True once the response head was sent. */
+  get headersSent(): boolean {
+    return this.framing !== undefined;
+  }
+
+  /** The peer's address, or `null` when the socket no longer knows it. */
+  abstract peerAddr(): PeerAddr | null;
+
+  /**
+   * The next chunk of the request body, or `null` at its end. The first read answers
+   * `Expect: 100-continue`. Rejects with `ClosedError` when the peer goes away mid-body.
+   */
+  abstract read(): Promise<Uint8Array | null>;
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const chunk = await this.read();
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+
+  /**
+   * Stops reading the request. A body that was not read to its end cannot be skipped safely, so the
+   * connection closes after this response (HTTP/2: the stream is reset after it).
+   */
+  abstract closeRead(): void;
+
+  #beforeHead(what: string): void {
+    if (this.framing !== undefined) {
+      throw new ArgumentError(`${what} must come before the response starts (startWrite or the first write)`);
+    }
+  }
+
+  /** Sets the response status (default 200). `ArgumentError` once the response started. */
+  setStatus(status: number): void {
+    this.#beforeHead("setStatus");
+    if (!Number.isInteger(status) || status < 200 || status > 999) {
+      throw new ArgumentError(`response status must be an integer from 200 to 999, got ${status}`);
+    }
+    this.status = status;
+  }
+
+  /** Sets (replaces) a response header. `ArgumentError` once the response started. */
+  setHeader(name: string, value: string): void {
+    this.#beforeHead("setHeader");
+    this.responseHeaders.set(name, value);
+  }
+
+  /** Adds a response header value (e.g. a second `Set-Cookie`). `ArgumentError` once the response started. */
+  appendHeader(name: string, value: string): void {
+    this.#beforeHead("appendHeader");
+    this.responseHeaders.append(name, value);
+  }
+
+  /**
+   * Adds a trailer, sent after the body. Trailers need chunked framing (HTTP/2: a body without a
+   * `Content-Length`): added before the response starts they are declared in a `Trailer:` header;
+   * with a `Content-Length` they are an `ArgumentError`.
+   */
+  addTrailer(name: string, value: string): void {
+    if (
+      this.framing === "fixed" ||
+      (this.framing === undefined && this.responseHeaders.has("content-length"))
+    ) {
+      throw new ArgumentError("trailers need chunked framing; remove the Content-Length header");
+    }
+    this.responseTrailers.append(name, value);
+  }
+
+  /**
+   * @internal The framing of the head about to be sent: none for HEAD, 204 and 304; fixed with a
+   * `Content-Length` (stored in `fixedLength`); otherwise chunked.
+   */
+  protected chooseFraming(): Framing {
+    const status = this.status;
+    if (this.request.method === "HEAD" || status === 204 || status === 304) return "none";
+    const declared = this.responseHeaders.get("content-length");
+    if (declared === null) return "chunked";
+    const n = Number(declared);
+    if (!Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`invalid Content-Length ${declared}`);
+    this.fixedLength = n;
+    return "fixed";
+  }
+
+  /**
+   * Sends the response head. Framing: no body for HEAD, 204 and 304 (writes are ignored); a
+   * `Content-Length` header means a fixed length, checked; otherwise chunked (identity + close for
+   * HTTP/1.0; over HTTP/2, DATA frames). Called by the first `write` when not called before.
+   */
+  abstract startWrite(): void;
+
+  /**
+   * Writes a body chunk (a string is sent as UTF-8), starting the response if needed. Resolves when
+   * the peer may take more (back-pressure). Writing past a fixed length is a `ProtocolError`.
+   */
+  abstract write(chunk: Uint8Array | string): Promise<void>;
+
+  /**
+   * Ends the response (sending the head first if needed, and trailers when chunked). A fixed-length
+   * response that is short is a `ProtocolError` and the connection (HTTP/2: the stream) is closed instead.
+   */
+  abstract closeWrite(): Promise<void>;
+
+  /** @internal The handler failed: answer `status` (500) if nothing was sent yet, else abandon the response. */
+  abstract fail(status?: number): void;
+
+  /** @internal `readTimeout` passed before the body arrived: 408, or an abandoned response. */
+  abstract timeOutRead(error: TimeoutError): void;
+}
+
+/** The HTTP/1.1 stream: node:http's request and response on one connection. */
+export class Http1Stream extends ServerStream {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #conn: Conn;
   readonly #setup: StreamSetup;
-  #status = 200;
-  readonly #headers = new Headers();
-  readonly #trailers = new Headers();
-  #framing: Framing | undefined;
-  #fixed = -1;
   #sent = 0;
   #continued = false;
   #iterator: AsyncIterator<Buffer> | undefined;
@@ -72,7 +205,7 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
 
   /** @internal Made by the server for each request. */
   constructor(request: Request, req: IncomingMessage, res: ServerResponse, conn: Conn, setup: StreamSetup) {
-    this.request = request;
+    super(request);
     this.#req = req;
     this.#res = res;
     this.#conn = conn;
@@ -81,19 +214,9 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
     this.#t0 = setup.log === undefined ? 0 : performance.now();
   }
 
-  /** Aborts when the peer goes away (or the request is otherwise cancelled). */
-  get signal(): AbortSignal {
-    return this.request.context.signal;
-  }
-
   /** True while the response has not ended and the connection is up. */
   get isOpen(): boolean {
     return !this.#ended && !this.#conn.socket.destroyed;
-  }
-
-  /** True once the response head was sent. */
-  get headersSent(): boolean {
-    return this.#framing !== undefined;
   }
 
   /** The peer's address, or `null` when the socket no longer knows it. */
@@ -109,7 +232,7 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
    */
   async read(): Promise<Uint8Array | null> {
     if (this.#readDone) return null;
-    if (this.#setup.expectContinue && !this.#continued && this.#framing === undefined) {
+    if (this.#setup.expectContinue && !this.#continued && this.framing === undefined) {
       this.#continued = true;
       this.#res.writeContinue();
     }
@@ -134,14 +257,6 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
     return step.value;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const chunk = await this.read();
-      if (chunk === null) return;
-      yield chunk;
-    }
-  }
-
   /**
    * Stops reading the request. A body that was not read to its end cannot be skipped safely, so the
    * connection closes after this response.
@@ -156,69 +271,23 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
     if (this.#ended) this.#conn.socket.destroySoon();
   }
 
-  #beforeHead(what: string): void {
-    if (this.#framing !== undefined) {
-      throw new ArgumentError(`${what} must come before the response starts (startWrite or the first write)`);
-    }
-  }
-
-  /** Sets the response status (default 200). `ArgumentError` once the response started. */
-  setStatus(status: number): void {
-    this.#beforeHead("setStatus");
-    if (!Number.isInteger(status) || status < 200 || status > 999) {
-      throw new ArgumentError(`response status must be an integer from 200 to 999, got ${status}`);
-    }
-    this.#status = status;
-  }
-
-  /** Sets (replaces) a response header. `ArgumentError` once the response started. */
-  setHeader(name: string, value: string): void {
-    this.#beforeHead("setHeader");
-    this.#headers.set(name, value);
-  }
-
-  /** Adds a response header value (e.g. a second `Set-Cookie`). `ArgumentError` once the response started. */
-  appendHeader(name: string, value: string): void {
-    this.#beforeHead("appendHeader");
-    this.#headers.append(name, value);
-  }
-
-  /**
-   * Adds a trailer, sent after the body. Trailers need chunked framing: added before the response
-   * starts they are declared in a `Trailer:` header; with a `Content-Length` they are an `ArgumentError`.
-   */
-  addTrailer(name: string, value: string): void {
-    if (this.#framing === "fixed" || (this.#framing === undefined && this.#headers.has("content-length"))) {
-      throw new ArgumentError("trailers need chunked framing; remove the Content-Length header");
-    }
-    this.#trailers.append(name, value);
-  }
-
   /**
    * Sends the response head. Framing: no body for HEAD, 204 and 304 (writes are ignored); a
    * `Content-Length` header means a fixed length, checked; otherwise chunked (identity + close for
    * HTTP/1.0). Called by the first `write` when not called before.
    */
   startWrite(): void {
-    if (this.#framing !== undefined) return;
+    if (this.framing !== undefined) return;
     if (this.#conn.socket.destroyed) throw new ClosedError("the peer closed the connection");
-    const status = this.#status;
-    const declared = this.#headers.get("content-length");
-    let framing: Framing;
-    if (this.request.method === "HEAD" || status === 204 || status === 304) framing = "none";
-    else if (declared !== null) {
-      const n = Number(declared);
-      if (!Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`invalid Content-Length ${declared}`);
-      this.#fixed = n;
-      framing = "fixed";
-    } else framing = "chunked";
-    const flat = this.#headers.toFlat();
-    if (framing === "chunked" && this.#trailers.size > 0 && this.request.version !== "1.0") {
-      flat.push("Trailer", trailerNames(this.#trailers));
+    const status = this.status;
+    const framing = this.chooseFraming();
+    const flat = this.responseHeaders.toFlat();
+    if (framing === "chunked" && this.responseTrailers.size > 0 && this.request.version !== "1.0") {
+      flat.push("Trailer", trailerNames(this.responseTrailers));
     }
     if (this.#closeConnection || this.#conn.engine.closing) flat.push("Connection", "close");
     this.#res.writeHead(status, undefined, flat);
-    this.#framing = framing;
+    this.framing = framing;
   }
 
   /**
@@ -229,13 +298,13 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
   async write(chunk: Uint8Array | string): Promise<void> {
     if (this.#ended) throw this.#readError ?? new ArgumentError("write after closeWrite");
     this.startWrite();
-    if (this.#framing === "none") return;
+    if (this.framing === "none") return;
     const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
     if (bytes.byteLength === 0) return;
-    if (this.#framing === "fixed" && this.#sent + bytes.byteLength > this.#fixed) {
+    if (this.framing === "fixed" && this.#sent + bytes.byteLength > this.fixedLength) {
       abandon(this.#conn);
       throw new ProtocolError(
-        `writing ${bytes.byteLength} more bytes would pass the Content-Length of ${this.#fixed} (${this.#sent} sent); the connection was closed`,
+        `writing ${bytes.byteLength} more bytes would pass the Content-Length of ${this.fixedLength} (${this.#sent} sent); the connection was closed`,
       );
     }
     if (this.#res.destroyed) throw new ClosedError("the peer closed the connection");
@@ -251,17 +320,17 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
     if (this.#ended) return;
     this.startWrite();
     this.#ended = true;
-    if (this.#framing === "fixed" && this.#sent !== this.#fixed) {
+    if (this.framing === "fixed" && this.#sent !== this.fixedLength) {
       abandon(this.#conn);
       throw new ProtocolError(
-        `the response ended after ${this.#sent} of its ${this.#fixed} Content-Length bytes; the connection was closed`,
+        `the response ended after ${this.#sent} of its ${this.fixedLength} Content-Length bytes; the connection was closed`,
       );
     }
-    if (this.#framing === "chunked" && this.#trailers.size > 0)
-      this.#res.addTrailers(trailerPairs(this.#trailers));
+    if (this.framing === "chunked" && this.responseTrailers.size > 0)
+      this.#res.addTrailers(trailerPairs(this.responseTrailers));
     this.#res.end();
     if (this.#closeConnection) this.#conn.socket.destroySoon();
-    this.#logOnce(this.#status);
+    this.#logOnce(this.status);
   }
 
   #logOnce(status: number): void {
@@ -276,8 +345,8 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
    * before anything was sent.
    */
   fail(status = 500): void {
-    if (this.#framing === undefined && !this.#res.headersSent && !this.#conn.socket.destroyed) {
-      this.#framing = "none";
+    if (this.framing === undefined && !this.#res.headersSent && !this.#conn.socket.destroyed) {
+      this.framing = "none";
       this.#ended = true;
       this.#res.writeHead(status, { Connection: "close", "Content-Length": "0" });
       this.#res.end();
@@ -288,7 +357,7 @@ export class ServerStream implements AsyncIterable<Uint8Array> {
       this.#ended = true;
       abandon(this.#conn);
     }
-    this.#logOnce(this.#framing === undefined ? 499 : this.#status);
+    this.#logOnce(this.framing === undefined ? 499 : this.status);
   }
 
   /**

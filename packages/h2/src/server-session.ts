@@ -1,0 +1,156 @@
+// Session-level policy of a server-side HTTP/2 connection, for hyperwire's server: the SETTINGS it
+// starts with, the connection receive window, the Rapid-Reset guard, the wait for the first stream
+// and between streams, and graceful or forced close. What happens on each stream is the server's
+// business; this file only counts streams and decides about the session.
+import http2, { type ServerHttp2Session } from "node:http2";
+import type { Socket } from "node:net";
+import { ENHANCE_YOUR_CALM } from "./errors.js";
+import { DEFAULT_WINDOW_SIZE, type HTTP2Settings } from "./settings.js";
+
+/**
+ * Resets beyond `maxConcurrentStreams` a peer may send on one session before it is told to go away
+ * (HTTP.jl's Rapid-Reset bound: `maxConcurrentStreams + 100`).
+ */
+export const RAPID_RESET_ALLOWANCE = 100;
+
+/**
+ * How long a session that has said GOAWAY and has no streams left waits for the peer to close its
+ * side, in ms, before the socket is destroyed. A peer that never closes must not hold a shutdown.
+ */
+export const SESSION_LINGER_MS = 5_000;
+
+/** What a {@link ServerSession} enforces. Durations in ms (`0` = off), sizes in bytes. */
+export interface ServerSessionOptions {
+  /** Receive windows: `initialWindowSize` is advertised in SETTINGS, the connection window raised after. */
+  readonly settings: HTTP2Settings;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS; `0` advertises none (no limit). */
+  readonly maxConcurrentStreams: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE: the largest request header block (decoded). */
+  readonly maxHeaderListSize: number;
+  /** How long a new session may go without its first stream before it is closed. `0`: no limit. */
+  readonly firstStreamTimeout: number;
+  /** How long a session may sit with no streams before it is closed (GOAWAY, then close). `0`: no limit. */
+  readonly idleTimeout: number;
+}
+
+function onIdle(session: ServerSession): void {
+  session.idleTimer = undefined;
+  if (session.active === 0) session.close();
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
+function ignore(): void {}
+
+/**
+ * One server-side HTTP/2 session and its policy. For hyperwire's server: it runs node:http2's
+ * session on an accepted socket (cleartext after the preface, or TLS after ALPN chose `h2`), and the
+ * server tells it when each stream opens and closes.
+ *
+ * ```ts
+ * const s = new ServerSession(socket, { settings: new HTTP2Settings(), maxConcurrentStreams: 100,
+ *   maxHeaderListSize: 2 << 20, firstStreamTimeout: 0, idleTimeout: 0 });
+ * s.session.on("stream", (stream) => { s.streamOpened(); stream.once("close", () => s.streamClosed(false)); });
+ * ```
+ */
+export class ServerSession {
+  /** node:http2's session (listen for `stream` on it). */
+  readonly session: ServerHttp2Session;
+  /** The accepted socket under the session (the TLS socket for `h2` over TLS). */
+  readonly socket: Socket;
+  /** Streams open now. */
+  active = 0;
+  /** Streams the peer reset before their response ended. */
+  peerResets = 0;
+  /** @internal The idle (or first-stream) timer. */
+  idleTimer: NodeJS.Timeout | undefined;
+  readonly #options: ServerSessionOptions;
+  readonly #resetLimit: number;
+  #closing = false;
+
+  constructor(socket: Socket, options: ServerSessionOptions) {
+    this.socket = socket;
+    this.#options = options;
+    this.#resetLimit = (options.maxConcurrentStreams || 100) + RAPID_RESET_ALLOWANCE;
+    const settings: http2.Settings = {
+      enablePush: false,
+      initialWindowSize: options.settings.initialWindowSize,
+      maxHeaderListSize: options.maxHeaderListSize,
+    };
+    if (options.maxConcurrentStreams > 0) settings.maxConcurrentStreams = options.maxConcurrentStreams;
+    const session = http2.performServerHandshake(socket, { settings });
+    // Session errors (a peer's protocol violation, a reset socket) end the session; node reports them
+    // here and would crash the process without a listener.
+    session.on("error", ignore);
+    const window = options.settings.connectionWindowSize;
+    if (window > DEFAULT_WINDOW_SIZE) session.setLocalWindowSize(window);
+    this.session = session;
+    this.#arm(options.firstStreamTimeout || options.idleTimeout);
+  }
+
+  #arm(ms: number): void {
+    if (ms > 0) this.idleTimer = setTimeout(onIdle, ms, this).unref();
+  }
+
+  /** True once {@link close} (or the Rapid-Reset guard) said GOAWAY. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** A stream opened: the idle timer stops. */
+  streamOpened(): void {
+    this.active++;
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+  }
+
+  /**
+   * A stream closed. `peerReset`: the peer reset it before its response ended; past
+   * `maxConcurrentStreams + 100` of those the session says GOAWAY(ENHANCE_YOUR_CALM), takes no new
+   * streams, and closes when the open ones are done.
+   */
+  streamClosed(peerReset: boolean): void {
+    this.active--;
+    if (peerReset && ++this.peerResets > this.#resetLimit && !this.#closing) {
+      this.#closing = true;
+      if (!this.session.destroyed) this.session.goaway(ENHANCE_YOUR_CALM);
+    }
+    if (this.active !== 0) return;
+    if (this.#closing) this.#finish();
+    else this.#arm(this.#options.idleTimeout);
+  }
+
+  /**
+   * Graceful close: GOAWAY(NO_ERROR, the last stream id processed) now; open streams finish, then
+   * the session and its socket close. New streams are refused by node:http2 from now on.
+   */
+  close(): void {
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+    if (!this.#closing) {
+      this.#closing = true;
+      if (!this.session.destroyed) this.session.goaway();
+    }
+    if (this.active === 0) this.#finish();
+  }
+
+  #finish(): void {
+    if (!this.session.destroyed) this.session.close();
+    setTimeout(destroySocket, SESSION_LINGER_MS, this.socket).unref();
+  }
+
+  /** Force close: the session and its socket, now. */
+  destroy(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.#closing = true;
+    this.session.destroy();
+    this.socket.destroy();
+  }
+}

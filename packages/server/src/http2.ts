@@ -1,0 +1,326 @@
+// The HTTP/2 engine: node:http2 sessions on connections the Server hands over (a cleartext socket
+// that opened with the HTTP/2 preface, or a TLS socket whose ALPN chose `h2`). Built on the core
+// `stream` event, not on node's (req, res) compatibility layer, which costs about 40 % of the speed.
+// Each stream becomes an H2Exchange, which looks enough like node:http's IncomingMessage for the
+// request objects and the access log to take it as it is.
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
+import type { Headers } from "@hyperwire/core";
+import { ServerSession } from "@hyperwire/h2";
+import type { ResolvedServerOptions } from "./options.js";
+import { cancelRequest, finishRequest, type ServerRequest } from "./request.js";
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_CANCEL } = http2.constants;
+
+/** Where a stream's exchange hangs off node's stream object (one property, set once per stream). */
+const kExchange = Symbol("hyperwire.h2exchange");
+
+type ExchangeStream = ServerHttp2Stream & { [kExchange]?: H2Exchange };
+
+/** What runs a request stream once the engine accepted it. */
+export type H2Runner = (exchange: H2Exchange) => void;
+
+/**
+ * One HTTP/2 request stream: the request head as node:http2 gave it, the response state the runners
+ * share, and the fields `makeRequest` and `logAccess` read (so they take it like an IncomingMessage).
+ */
+export class H2Exchange {
+  readonly stream: ServerHttp2Stream;
+  readonly session: ServerSession;
+  /** node:http2's header object (lower-case names, pseudo-headers included). */
+  readonly headers: IncomingHttpHeaders;
+  readonly method: string;
+  /** The request target: `:path`, or `:authority` for CONNECT. */
+  readonly url: string;
+  readonly #raw: string[];
+  #flat: string[] | undefined;
+  /** The request made for this stream (set by the runner). */
+  request: ServerRequest | undefined;
+  /** When the stream arrived (`performance.now()`), for the access log; `0` without one. */
+  t0 = 0;
+  /** True once our response ended (so a reset from now on is not the peer abandoning it). */
+  ended = false;
+  /** True when we reset the stream ourselves. */
+  resetByUs = false;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    session: ServerSession,
+    headers: IncomingHttpHeaders,
+    method: string,
+    url: string,
+    raw: string[],
+  ) {
+    this.stream = stream;
+    this.session = session;
+    this.headers = headers;
+    this.method = method;
+    this.url = url;
+    this.#raw = raw;
+    this.#flat = undefined;
+  }
+
+  /** HTTP/2 as the access log writes it. */
+  get httpVersion(): string {
+    return "2.0";
+  }
+
+  /** The connection's socket (for the peer's address). */
+  get socket(): Socket {
+    return this.session.socket;
+  }
+
+  /**
+   * The request's header fields as HTTP/1.1 would have them, made on first use: no pseudo-headers,
+   * `Host` from `:authority` when the request has none, and Cookie fields joined with `"; "`
+   * (RFC 9113 §8.2.3 lets clients split them).
+   */
+  get rawHeaders(): string[] {
+    if (this.#flat === undefined) this.#flat = flattenRequestHeaders(this.#raw);
+    return this.#flat;
+  }
+
+  /** True once the request body arrived in full (END_STREAM). */
+  get complete(): boolean {
+    return this.stream.readableEnded || this.stream.endAfterHeaders;
+  }
+
+  /** True once the stream is closed (either way). */
+  get destroyed(): boolean {
+    return this.stream.destroyed;
+  }
+
+  /** Resets the stream (CANCEL). */
+  destroy(): void {
+    this.reset(NGHTTP2_CANCEL);
+  }
+
+  /**
+   * Resets the stream with `code` (RST_STREAM), unless it is closed already. While the response is
+   * open and nothing is queued, node's `close(code)` would first end the writable side, and the
+   * END_STREAM it sends would make a cut-short response look complete (the RST then comes too late
+   * to count); destroying the stream with an error sends RST_STREAM(INTERNAL_ERROR) alone.
+   */
+  reset(code: number): void {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    this.resetByUs = true;
+    if (!stream.writableEnded && stream.writableLength === 0) {
+      stream.destroy(new Error(`the response was abandoned (${code})`));
+    } else stream.close(code);
+  }
+
+  /**
+   * The response ended (complete, or reset by us). An unread rest of the request body is refused
+   * with RST_STREAM(NO_ERROR) once the response is flushed, so the peer stops sending it.
+   */
+  finish(): void {
+    this.ended = true;
+    if (this.request !== undefined) finishRequest(this.request);
+    const stream = this.stream;
+    if (!stream.readableEnded && !stream.endAfterHeaders && !stream.closed) {
+      this.resetByUs = true;
+      stream.close(NGHTTP2_NO_ERROR);
+    }
+  }
+}
+
+function flattenRequestHeaders(raw: string[]): string[] {
+  const out: string[] = [];
+  let authority: string | undefined;
+  let hasHost = false;
+  let cookie: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (name.charCodeAt(0) === 58 /* ":" */) {
+      if (name === ":authority") authority = value;
+      continue;
+    }
+    if (name === "cookie") {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    if (name === "host") hasHost = true;
+    out.push(name, value);
+  }
+  if (!hasHost && authority !== undefined) out.unshift("host", authority);
+  if (cookie !== undefined) out.push("cookie", cookie);
+  return out;
+}
+
+/** Response header fields node:http2 refuses (RFC 9113 §8.2.2): dropped from what a handler set. */
+function isConnectionSpecific(name: string): boolean {
+  switch (name.length) {
+    case 7:
+      return name === "upgrade";
+    case 10:
+      return name === "connection" || name === "keep-alive";
+    case 16:
+      return name === "proxy-connection";
+    case 17:
+      return name === "transfer-encoding";
+    default:
+      return false;
+  }
+}
+
+/** Adds `headers` to `out` as node:http2 takes them: lower-case names, several values as an array. */
+function addFields(out: http2.OutgoingHttpHeaders, headers: Headers): http2.OutgoingHttpHeaders {
+  const flat = headers.toFlat();
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    if (isConnectionSpecific(name)) continue;
+    const value = flat[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [String(prev), value];
+  }
+  return out;
+}
+
+/**
+ * The HTTP/2 header object for a response: `:status`, lower-case names, several values as an
+ * array, connection-specific fields dropped. A plain object literal (not a dictionary) keeps
+ * node's header serialisation on its fast path.
+ */
+export function responseHeaders(headers: Headers, status: number): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ":status": status };
+  return headers.size === 0 ? out : addFields(out, headers);
+}
+
+/** The HTTP/2 header object for trailers (lower-case names, connection-specific fields dropped). */
+export function trailerHeaders(trailers: Headers): http2.OutgoingHttpHeaders {
+  return addFields({}, trailers);
+}
+
+/**
+ * What node:http2 (nghttp2) lets through that a request must not have: a `:path` that is neither
+ * origin-form (`/…`) nor `*` for OPTIONS. Everything else in RFC 9113 §8.3 (missing, repeated or
+ * unknown pseudo-headers, upper-case names, connection-specific fields, CONNECT without
+ * `:authority`, Content-Length against DATA, DATA after END_STREAM) nghttp2 already refuses.
+ */
+function invalidTarget(method: string, path: string | undefined): boolean {
+  if (method === "CONNECT") return false;
+  if (path === undefined || path === "") return true;
+  if (path.charCodeAt(0) === 47 /* "/" */) return false;
+  return !(path === "*" && method === "OPTIONS");
+}
+
+function ignore(): void {}
+
+function onStreamClose(this: ExchangeStream): void {
+  const ex = this[kExchange];
+  if (ex === undefined) return;
+  const peerReset = !ex.ended && !ex.resetByUs;
+  if (!ex.ended) {
+    ex.ended = true;
+    // The peer reset the stream (or the session ended) before the response did.
+    if (ex.request !== undefined) cancelRequest(ex.request, "the peer reset the HTTP/2 stream");
+  }
+  ex.session.streamClosed(peerReset);
+}
+
+/**
+ * The HTTP/2 engine of a {@link Server}: runs a session on each connection it is given, turns each
+ * request stream into an {@link H2Exchange} for the runner, and closes sessions on shutdown.
+ */
+export class Http2Engine {
+  readonly sessions = new Set<ServerSession>();
+  readonly #options: ResolvedServerOptions;
+  readonly #run: H2Runner;
+  /** Set by {@link beginClose}: new connections are refused. */
+  closing = false;
+
+  constructor(options: ResolvedServerOptions, run: H2Runner) {
+    this.#options = options;
+    this.#run = run;
+  }
+
+  /** Takes a connection whose first bytes are the HTTP/2 preface (or a TLS socket that chose `h2`). */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const o = this.#options;
+    const session = new ServerSession(socket, {
+      settings: o.http2Settings,
+      maxConcurrentStreams: o.maxConcurrentStreams,
+      maxHeaderListSize: 2 * o.maxHeaderBytes,
+      firstStreamTimeout: o.readHeaderTimeout,
+      idleTimeout: o.idleTimeout,
+    });
+    this.sessions.add(session);
+    socket.once("close", () => {
+      this.sessions.delete(session);
+      if (!session.session.destroyed) session.session.destroy();
+    });
+    session.session.on(
+      "stream",
+      (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
+        this.#onStream(session, stream, headers, raw),
+    );
+  }
+
+  #onStream(
+    session: ServerSession,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    raw: string[],
+  ): void {
+    // A stream error (the peer's RST_STREAM, a session torn down) is reported by 'close'; without an
+    // 'error' listener node would throw it.
+    stream.on("error", ignore);
+    session.streamOpened();
+    const method = headers[":method"] as string;
+    const path = headers[":path"];
+    const ex = new H2Exchange(
+      stream,
+      session,
+      headers,
+      method,
+      method === "CONNECT" ? (headers[":authority"] ?? "") : (path ?? ""),
+      raw,
+    );
+    (stream as ExchangeStream)[kExchange] = ex;
+    stream.on("close", onStreamClose);
+    if (invalidTarget(method, path)) {
+      ex.reset(NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
+    this.#run(ex);
+  }
+
+  /** Streams open on every session. */
+  get activeRequests(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.active;
+    return n;
+  }
+
+  /** Graceful shutdown: GOAWAY on every session; each closes once its open streams are done. */
+  beginClose(): void {
+    this.closing = true;
+    for (const s of this.sessions) s.close();
+  }
+
+  /** Every session, now. */
+  destroyAll(): void {
+    this.closing = true;
+    for (const s of this.sessions) s.destroy();
+  }
+}
+
+/** Resets a stream whose writes stalled past `writeTimeout` (CANCEL): the stream, not the session. */
+export function resetStalled(stream: unknown): void {
+  (stream as ExchangeStream)[kExchange]?.reset(NGHTTP2_CANCEL);
+}
+
+/** RST_STREAM codes the runners use. */
+export const RESET = Object.freeze({
+  internalError: NGHTTP2_INTERNAL_ERROR,
+  cancel: NGHTTP2_CANCEL,
+  noError: NGHTTP2_NO_ERROR,
+});
