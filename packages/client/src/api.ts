@@ -1,9 +1,10 @@
 // The top-level helpers: `request`, the verbs and `open`, on the given client or a process-wide
 // default client created on first use.
-import type { Response } from "@hyperwire/core";
+import type { Response, SSEEvent } from "@hyperwire/core";
 import { Client } from "./client.js";
 import type { RequestOptions } from "./options.js";
 import { DEFAULT_CLIENTS } from "./prepare.js";
+import { type SSEOptions, sseOn } from "./sse.js";
 import { type ClientStream, type ClientStreamHandler, open as openOn } from "./stream.js";
 
 let defaultClient: Client | undefined;
@@ -92,6 +93,18 @@ export function open(
 ): Promise<ClientStream | Response<Uint8Array>> {
   const opts = typeof handlerOrOptions === "function" ? maybeOptions : handlerOrOptions;
   return openOn(clientOf(opts), method, url, handlerOrOptions, maybeOptions);
+}
+
+/**
+ * Server-sent events from `url`, as an async iterable of `SSEEvent`; leaving the loop closes the
+ * request (see the client's `sseOn`).
+ *
+ * ```ts
+ * for await (const ev of sse("http://127.0.0.1:8080/events")) console.log(ev.data);
+ * ```
+ */
+export function sse(url: string | URL, options?: SSEOptions): AsyncGenerator<SSEEvent> {
+  return sseOn(clientOf(options), url, options);
 }
 
 /** Closes the idle connections of `target`, or of the default client when it exists. */

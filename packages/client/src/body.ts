@@ -1,7 +1,7 @@
 // Request bodies: every accepted shape becomes bytes (replayable, with a length) or a stream of
 // chunks (sent chunked, once).
 import { Readable } from "node:stream";
-import { ArgumentError } from "@hyperwire/core";
+import { ArgumentError, Form } from "@hyperwire/core";
 
 /** What a request body may be. A plain object is sent as `application/x-www-form-urlencoded`. */
 export type RequestBody =
@@ -10,6 +10,7 @@ export type RequestBody =
   | ArrayBuffer
   | Blob
   | URLSearchParams
+  | Form
   | Readable
   | AsyncIterable<Uint8Array | string>
   | Iterable<Uint8Array | string>
@@ -21,16 +22,34 @@ export interface PreparedBody {
   readonly data: Uint8Array | AsyncIterable<Uint8Array> | null;
   /** The Content-Type the body implies, when the caller did not set one. */
   readonly contentType: string | undefined;
+  /** The size of a streamed body when known (a `Form` of sized parts): sent as Content-Length. */
+  readonly contentLength?: number;
 }
+
+/** The `uploadProgress` callback: bytes handed to the connection so far, and the total when known. */
+export type UploadProgress = (transferred: number, total: number | undefined) => void;
 
 const NONE: PreparedBody = Object.freeze({ data: null, contentType: undefined });
 const FORM = "application/x-www-form-urlencoded";
 
-/** Turns the `body`/`json` options into bytes or a stream. */
+/**
+ * Turns the `body`/`json` options into bytes or a stream; with `uploadProgress`, the body is sent
+ * through {@link withProgress}.
+ */
 export function prepareBody(
   body: RequestBody | null | undefined,
   json: unknown,
+  uploadProgress?: UploadProgress,
 ): PreparedBody | Promise<PreparedBody> {
+  if (uploadProgress === undefined) return bodyOf(body, json);
+  if (typeof uploadProgress !== "function") throw new ArgumentError("uploadProgress must be a function");
+  const prepared = bodyOf(body, json);
+  return prepared instanceof Promise
+    ? prepared.then((b) => withProgress(b, uploadProgress))
+    : withProgress(prepared, uploadProgress);
+}
+
+function bodyOf(body: RequestBody | null | undefined, json: unknown): PreparedBody | Promise<PreparedBody> {
   if (json !== undefined) {
     if (body !== undefined && body !== null) throw new ArgumentError("give either body or json, not both");
     const text = JSON.stringify(json);
@@ -41,6 +60,12 @@ export function prepareBody(
   if (typeof body === "string") return { data: Buffer.from(body, "utf8"), contentType: undefined };
   if (body instanceof Uint8Array) return { data: body, contentType: undefined };
   if (body instanceof ArrayBuffer) return { data: new Uint8Array(body), contentType: undefined };
+  if (body instanceof Form) {
+    const length = body.length;
+    return length === undefined
+      ? { data: body, contentType: body.contentType }
+      : { data: body, contentType: body.contentType, contentLength: length };
+  }
   if (body instanceof URLSearchParams)
     return { data: Buffer.from(body.toString(), "utf8"), contentType: FORM };
   if (typeof Blob !== "undefined" && body instanceof Blob) {
@@ -53,6 +78,36 @@ export function prepareBody(
   throw new ArgumentError(
     `unsupported request body ${Object.prototype.toString.call(body)}; give a string, bytes, a Blob, URLSearchParams, a Readable, an (async) iterable of chunks or a plain object`,
   );
+}
+
+/**
+ * The body, reporting progress as the engine takes each chunk: the code after a `yield` runs when
+ * the engine asks for the next chunk, that is, once it handed this one to the connection. A byte
+ * body becomes one sized chunk (its Content-Length is kept), reported once when sent. Each iteration
+ * starts again, so a body that could be sent twice still can.
+ */
+function withProgress(b: PreparedBody, progress: UploadProgress): PreparedBody {
+  const data = b.data;
+  if (data === null) return b;
+  const total = data instanceof Uint8Array ? data.byteLength : b.contentLength;
+  const reporting: AsyncIterable<Uint8Array> = {
+    async *[Symbol.asyncIterator]() {
+      if (data instanceof Uint8Array) {
+        if (data.byteLength > 0) yield data;
+        progress(data.byteLength, data.byteLength);
+        return;
+      }
+      let sent = 0;
+      for await (const chunk of data) {
+        yield chunk;
+        sent += chunk.byteLength;
+        progress(sent, total);
+      }
+    },
+  };
+  return total === undefined
+    ? { data: reporting, contentType: b.contentType }
+    : { data: reporting, contentType: b.contentType, contentLength: total };
 }
 
 /** A streamed body as `Uint8Array` chunks (strings are UTF-8 encoded). */

@@ -10,9 +10,14 @@ import {
   resolveTimeouts,
   type TimeoutOptions,
 } from "@hyperwire/core";
+import { HTTP2Settings, type HTTP2SettingsInit } from "@hyperwire/h2";
+import { CookieJar } from "./cookie-jar.js";
 import type { BasicAuth, RequestOptions } from "./options.js";
 import { prepare } from "./prepare.js";
+import { type CheckRedirect, checkRedirectLimit, REDIRECT_DEFAULTS } from "./redirect.js";
 import { send } from "./request.js";
+import { RetryBucket } from "./retry.js";
+import { requestEvents } from "./sse.js";
 import { type ClientStream, type ClientStreamHandler, open } from "./stream.js";
 import { Transport } from "./transport.js";
 
@@ -30,6 +35,24 @@ export interface ClientOptions extends TimeoutOptions {
   localAddress?: string;
   /** Default of the `statusException` request option. Default true. */
   statusException?: boolean;
+  /**
+   * Offer HTTP/2 by ALPN on `https:` (and use it when the server picks it). Default true. `false`
+   * makes this client's requests HTTP/1.1 even on a transport that prefers HTTP/2.
+   */
+  preferHttp2?: boolean;
+  /**
+   * Receive windows of the HTTP/2 connections made for this client. Default: the transport's (a
+   * client that makes its own transport gives it these).
+   */
+  http2Settings?: HTTP2Settings | HTTP2SettingsInit;
+  /** The cookie jar of this client's requests; `null`: no cookies. Default: a new, empty jar per client. */
+  cookieJar?: CookieJar | null;
+  /** Redirects a request follows unless it sets `redirectLimit`. Default 10; an integer ≥ 0. */
+  maxRedirects?: number;
+  /** `(response, request, location) => boolean`, asked before each redirect; `false` returns the 3xx. Default: none. */
+  checkRedirect?: CheckRedirect;
+  /** The retry budget of this client's requests; `null`: none. Default: the transport's `retryBucket`. */
+  retryBucket?: RetryBucket | null;
 }
 
 /** What prepared requests read from their client. */
@@ -41,6 +64,30 @@ export interface ClientDefaults {
   readonly defaultBasicAuth: BasicAuth | undefined;
   readonly timeouts: TimeoutOptions;
   readonly statusException: boolean;
+  /** The client's cookie jar, or `null` when it was made with `cookieJar: null`. */
+  readonly cookieJar: CookieJar | null;
+  readonly maxRedirects: number;
+  readonly checkRedirect: CheckRedirect | undefined;
+  readonly retryBucket: RetryBucket | null;
+}
+
+/** The `cookieJar` client option: a new jar when unset, `null` for none. */
+function clientJar(jar: CookieJar | null | undefined): CookieJar | null {
+  if (jar === undefined) return new CookieJar();
+  if (jar === null || jar instanceof CookieJar) return jar;
+  throw new ArgumentError("cookieJar must be a CookieJar or null");
+}
+
+/** The `retryBucket` client option: the transport's when unset. */
+function clientBucket(bucket: RetryBucket | null | undefined, transport: Transport): RetryBucket | null {
+  if (bucket === undefined) return transport.retryBucket;
+  if (bucket === null || bucket instanceof RetryBucket) return bucket;
+  throw new ArgumentError("retryBucket must be a RetryBucket or null");
+}
+
+function checkFunction(f: CheckRedirect | undefined): CheckRedirect | undefined {
+  if (f !== undefined && typeof f !== "function") throw new ArgumentError("checkRedirect must be a function");
+  return f;
 }
 
 type VerbOptions = Omit<RequestOptions, "client">;
@@ -57,6 +104,10 @@ type NoBodyOptions = Omit<VerbOptions, "body" | "json">;
  */
 export class Client {
   readonly transport: Transport;
+  /** False when this client's requests never offer HTTP/2 (`preferHttp2: false`). */
+  readonly preferHttp2: boolean;
+  /** This client's own HTTP/2 settings; `undefined` when it uses its transport's. */
+  readonly http2Settings: HTTP2Settings | undefined;
   readonly defaults: ClientDefaults;
   readonly #ownsTransport: boolean;
   #open = true;
@@ -75,7 +126,18 @@ export class Client {
       new Transport({
         proxy: ProxyConfig.fromEnv(),
         ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+        ...(options.preferHttp2 !== undefined ? { preferHttp2: options.preferHttp2 } : {}),
+        ...(options.http2Settings !== undefined ? { http2Settings: options.http2Settings } : {}),
       });
+    if (options.preferHttp2 !== undefined && typeof options.preferHttp2 !== "boolean") {
+      throw new ArgumentError("preferHttp2 must be a boolean");
+    }
+    this.preferHttp2 = options.preferHttp2 ?? true;
+    // A transport made here already has these settings; one given keeps its own unless the client brings some.
+    this.http2Settings =
+      options.http2Settings === undefined || this.#ownsTransport
+        ? undefined
+        : HTTP2Settings.from(options.http2Settings);
     const timeouts: TimeoutOptions = {};
     resolveTimeouts(options); // validates
     for (const k of [
@@ -95,6 +157,13 @@ export class Client {
       defaultBasicAuth: options.defaultBasicAuth,
       timeouts,
       statusException: options.statusException ?? true,
+      cookieJar: clientJar(options.cookieJar),
+      maxRedirects:
+        options.maxRedirects === undefined
+          ? REDIRECT_DEFAULTS.maxRedirects
+          : checkRedirectLimit("maxRedirects", options.maxRedirects),
+      checkRedirect: checkFunction(options.checkRedirect),
+      retryBucket: clientBucket(options.retryBucket, this.transport),
     });
   }
 
@@ -105,6 +174,7 @@ export class Client {
 
   /** Sends a request and reads the whole response body. */
   async request(method: string, url: string | URL, options: VerbOptions = {}): Promise<Response<Uint8Array>> {
+    if (options.onEvent !== undefined) return requestEvents(this, method, url, options);
     const prepared = prepare(this, method, url, options, true);
     const p = prepared instanceof Promise ? await prepared : prepared;
     const sink = options.responseStream;

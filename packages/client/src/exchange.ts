@@ -40,6 +40,36 @@ export interface ResponseHead {
   status: number;
   reason: string;
   headers: Headers;
+  /** The HTTP version; absent means `"1.1"`. */
+  version?: "2";
+}
+
+/**
+ * One attempt of one request, as the pipeline (`request.ts`, `stream.ts`) sees it: an HTTP/1.1
+ * {@link Exchange} or an HTTP/2 stream (`H2Exchange`).
+ */
+export interface Attempt {
+  /** The wire protocol of this attempt. */
+  readonly protocol: "h1" | "h2";
+  /** The head, once it arrived. */
+  readonly head: ResponseHead | undefined;
+  readonly trailers: Headers | undefined;
+  /** True once any byte of a final response head arrived. */
+  readonly responded: boolean;
+  /** The failure came from a reused HTTP/1.1 connection closing before any response: safe to retry once. */
+  readonly stale: boolean;
+  /** True when the attempt runs on a connection that served an exchange before. */
+  readonly reused: boolean;
+  /** True when the whole response arrived (its body may still sit unread in the pull queue). */
+  readonly finished: boolean;
+  /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
+  done(): Promise<Uint8Array>;
+  /** Resolves with the response head. */
+  headReceived(): Promise<ResponseHead>;
+  /** Pull mode: the next chunk, or `null` at the end. */
+  read(): Promise<Uint8Array | null>;
+  /** Aborts the attempt with `err` (timeouts, cancellation, an unread body). */
+  fail(err: HTTPError): void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -53,7 +83,7 @@ type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
  * outcome settles exactly once; every timer it started is stopped; the connection is released
  * exactly once (reusable only after a complete response).
  */
-export class Exchange {
+export class Exchange implements Attempt {
   readonly conn: Connection;
   readonly #transport: Transport;
   readonly #timeouts: ResolvedTimeouts;
@@ -211,6 +241,16 @@ export class Exchange {
   /** True when the whole response arrived (its body may still sit unread in the pull queue). */
   get finished(): boolean {
     return this.#finished;
+  }
+
+  /** Always `"h1"` (a prototype getter: no per-exchange field). */
+  get protocol(): "h1" {
+    return "h1";
+  }
+
+  /** True on a keep-alive connection that served an exchange before. */
+  get reused(): boolean {
+    return this.conn.served > 0;
   }
 
   /** Aborts the exchange with `err` (timeouts, cancellation, an unread body). The socket is closed. */

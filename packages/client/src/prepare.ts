@@ -18,8 +18,11 @@ import {
   resolveTimeouts,
   unescapeUri,
 } from "@hyperwire/core";
+import type { HTTP2Settings } from "@hyperwire/h2";
 import { type PreparedBody, prepareBody } from "./body.js";
 import type { Client } from "./client.js";
+import { cookieHeader, jarFor } from "./cookies.js";
+import { ACCEPT_ENCODING, DECOMPRESS_DEFAULTS, decompressLimit } from "./decompress.js";
 import type { RequestOptions } from "./options.js";
 import { type Tracer, tracerFor } from "./trace.js";
 import { type Origin, toProxyConfig } from "./transport.js";
@@ -49,6 +52,17 @@ export interface Prepared {
   readonly authority: string;
   /** The caller set `Expect: 100-continue`. */
   readonly expectContinue: boolean;
+  /**
+   * The wire protocol of the attempts: `h1`; `h2` (required: ALPN `h2` only, or h2c on `http:`); or
+   * `auto` (https with HTTP/2 offered by ALPN, HTTP/1.1 when the server picks it).
+   */
+  readonly wire: "auto" | "h1" | "h2";
+  /** The client's own HTTP/2 settings; `undefined`: the transport's. */
+  readonly http2Settings: HTTP2Settings | undefined;
+  /** Decode compressed response bodies. */
+  readonly decompress: boolean;
+  /** The decoded-size limit in bytes; `0`: none. */
+  readonly maxDecompressedSize: number;
 }
 
 // One pool per distinct per-call TLS options object.
@@ -83,11 +97,76 @@ export function prepare(
     if (auth !== undefined) headers.set("Authorization", basicAuthorization(auth));
   }
   if (!headers.get("user-agent")) headers.set("User-Agent", USER_AGENT);
+  decompressLimit(options.decompress, options.maxDecompressedSize);
+  if (options.decompress !== false && !headers.has("accept-encoding")) {
+    headers.set("Accept-Encoding", ACCEPT_ENCODING);
+  }
+  // The first hop's cookies; later hops (redirects) build theirs from the caller's header again.
+  const jar = jarFor(client, options);
+  const callCookies = typeof options.cookies === "object" ? options.cookies : undefined;
+  if (jar !== null || callCookies !== undefined) {
+    const manual = headers.has("cookie") ? headers.getAll("cookie").join("; ") : null;
+    const cookie = cookieHeader(jar, u, callCookies, manual);
+    if (cookie !== null && cookie !== manual) headers.set("Cookie", cookie);
+  }
 
   const timeouts = setsTimeout(options)
     ? resolveTimeouts(options, defaults.timeouts)
     : defaults.resolvedTimeouts;
   const tracer = tracerFor(options.verbose, options.trace);
+  const { origin, cleanUrl, target, wireOnly } = route(client, options, u, path, headers);
+
+  if (!bodyAllowed) {
+    return finish(
+      client,
+      method,
+      origin,
+      cleanUrl,
+      target,
+      headers,
+      wireOnly,
+      null,
+      timeouts,
+      tracer,
+      options,
+    );
+  }
+  const withBody = (b: PreparedBody): Prepared => {
+    if (b.contentType !== undefined && !headers.has("content-type"))
+      headers.set("Content-Type", b.contentType);
+    if (b.contentLength !== undefined && !headers.has("content-length"))
+      headers.set("Content-Length", String(b.contentLength));
+    return finish(
+      client,
+      method,
+      origin,
+      cleanUrl,
+      target,
+      headers,
+      wireOnly,
+      b.data,
+      timeouts,
+      tracer,
+      options,
+    );
+  };
+  const body = prepareBody(options.body, options.json, options.uploadProgress);
+  return body instanceof Promise ? body.then(withBody) : withBody(body);
+}
+
+/** Where a request to `u` goes: its pool origin (direct, forward proxy or tunnel), URL and target. */
+interface Route {
+  origin: Origin;
+  cleanUrl: string;
+  target: string;
+  wireOnly: string[] | undefined;
+}
+
+/**
+ * Derives the origin (pool key, TLS server name, proxy) of a request to `u`. Each redirect hop is
+ * routed again from its own URL. Sets `Host` for a forward proxy when the headers have none.
+ */
+function route(client: Client, options: RequestOptions, u: URL, path: string, headers: Headers): Route {
   const secure = u.protocol === "https:";
   const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   const port = u.port === "" ? (secure ? 443 : 80) : Number(u.port);
@@ -119,6 +198,7 @@ export function prepare(
       secure: proxy.protocol === "https:",
       tls: callTls,
       label: `proxy ${redactProxyUrl(proxy)}`,
+      forward: true,
     };
     target = cleanUrl;
     if (!headers.has("host")) headers.set("Host", u.host);
@@ -129,41 +209,7 @@ export function prepare(
   } else {
     origin = { key: `${key} via ${proxyIdentity(proxy)}`, host, port, secure, tls: callTls, tunnel: proxy };
   }
-
-  if (!bodyAllowed) {
-    return finish(
-      client,
-      method,
-      origin,
-      cleanUrl,
-      target,
-      headers,
-      wireOnly,
-      null,
-      timeouts,
-      tracer,
-      options,
-    );
-  }
-  const withBody = (b: PreparedBody): Prepared => {
-    if (b.contentType !== undefined && !headers.has("content-type"))
-      headers.set("Content-Type", b.contentType);
-    return finish(
-      client,
-      method,
-      origin,
-      cleanUrl,
-      target,
-      headers,
-      wireOnly,
-      b.data,
-      timeouts,
-      tracer,
-      options,
-    );
-  };
-  const body = prepareBody(options.body, options.json);
-  return body instanceof Promise ? body.then(withBody) : withBody(body);
+  return { origin, cleanUrl, target, wireOnly };
 }
 
 function finish(
@@ -200,7 +246,84 @@ function finish(
     request,
     authority: hostHeaderOf(url),
     expectContinue: headers.get("expect")?.toLowerCase() === "100-continue",
+    wire: wireFor(client, origin, options.protocol),
+    http2Settings: client.http2Settings,
+    decompress: options.decompress !== false,
+    maxDecompressedSize: options.maxDecompressedSize ?? DECOMPRESS_DEFAULTS.maxDecompressedSize,
   };
+}
+
+/**
+ * The request of a redirect hop: `prev` sent again to `next` with `method`, `headers` and `body`
+ * (the redirect policy chose them). Routing (pool key, TLS server name, proxy) is derived from
+ * `next`; timeouts, tracing and the rest carry over.
+ */
+export function prepareHop(
+  prev: Prepared,
+  options: RequestOptions,
+  next: URL,
+  method: string,
+  headers: Headers,
+  body: Uint8Array | null,
+): Prepared {
+  const path = next.pathname + next.search;
+  const { origin, cleanUrl, target, wireOnly } = route(prev.client, options, next, path, headers);
+  const hop = finish(
+    prev.client,
+    method,
+    origin,
+    cleanUrl,
+    target,
+    headers,
+    wireOnly,
+    body,
+    prev.timeouts,
+    prev.tracer,
+    options,
+  );
+  return { ...prev, ...hop };
+}
+
+/**
+ * The wire protocol of a request: `protocol` validated (`ArgumentError` for anything but `auto`,
+ * `h1`, `h2`), with `auto` resolved to `h1` where HTTP/2 is not offered: plain `http:`, a forward
+ * proxy, `preferHttp2: false` on the client or its transport, or TLS options whose `ALPNProtocols`
+ * leave out `h2`.
+ */
+function wireFor(client: Client, origin: Origin, protocol: unknown): "auto" | "h1" | "h2" {
+  if (protocol === undefined || protocol === "auto") {
+    if (!origin.secure || origin.forward === true) return "h1";
+    const transport = client.transport;
+    if (!client.preferHttp2 || !transport.preferHttp2) return "h1";
+    return alpnAllowsH2(origin.tls ?? transport.tls) ? "auto" : "h1";
+  }
+  if (protocol === "h1") return "h1";
+  if (protocol === "h2") {
+    if (origin.forward === true) {
+      throw new ArgumentError(
+        "protocol: 'h2' cannot go through an HTTP forward proxy (plain http: URLs are forwarded as HTTP/1.1); use a SOCKS5 proxy, or https:",
+      );
+    }
+    return "h2";
+  }
+  throw new ArgumentError(`protocol must be 'auto', 'h1' or 'h2', got ${JSON.stringify(protocol)}`);
+}
+
+/** False when TLS options carry a non-empty `ALPNProtocols` list without `h2` (the caller's choice). */
+function alpnAllowsH2(options: tls.ConnectionOptions | undefined): boolean {
+  const list = options?.ALPNProtocols;
+  if (list === undefined || list === null) return true;
+  const names: string[] = [];
+  if (Array.isArray(list)) {
+    for (const p of list)
+      names.push(typeof p === "string" ? p : Buffer.from(p as Uint8Array).toString("latin1"));
+  } else {
+    // The wire form: length-prefixed names.
+    const bytes = Buffer.from(list as Uint8Array);
+    for (let i = 0; i < bytes.length; i += 1 + bytes[i]!)
+      names.push(bytes.toString("latin1", i + 1, i + 1 + bytes[i]!));
+  }
+  return names.length === 0 || names.includes("h2");
 }
 
 /** Clients that are the process-wide default (the only ones a per-call `proxy` may go with). */

@@ -1,13 +1,55 @@
 // The request pipeline of `request()` and the verb helpers: cancellation and the overall deadline,
-// attempts (with the one silent retry of a stale keep-alive connection), the response, status
-// exceptions and trace events.
+// redirect hops × retried attempts (plus the one silent retry of a stale keep-alive connection),
+// cookies per hop, the response and its decoding, status exceptions and trace events.
 import type { Writable } from "node:stream";
-import { type HTTPError, Response, StatusError, TimeoutError } from "@hyperwire/core";
+import {
+  ArgumentError,
+  Headers,
+  type HTTPError,
+  Response,
+  StatusError,
+  TimeoutError,
+  TooManyRedirectsError,
+} from "@hyperwire/core";
+import { isUnprocessedStreamError } from "@hyperwire/h2";
+import type { CookieJar } from "./cookie-jar.js";
+import { cookieHeader, jarFor, storeCookies } from "./cookies.js";
+import {
+  ACCEPT_ENCODING,
+  codingOf,
+  type DownloadProgress,
+  decodeBuffered,
+  ResponseSink,
+} from "./decompress.js";
 import { canceled } from "./dial.js";
-import { type BodyMode, Exchange, type ResponseHead } from "./exchange.js";
+import { type Attempt, type BodyMode, Exchange, type ResponseHead } from "./exchange.js";
+import { H2Exchange } from "./h2-exchange.js";
 import { isFailingStatus, type RequestOptions, STALE_RETRY_METHODS } from "./options.js";
-import type { Prepared } from "./prepare.js";
-import { emit } from "./trace.js";
+import { type Prepared, prepareHop, USER_AGENT } from "./prepare.js";
+import {
+  allowedByCheck,
+  crossOrigin,
+  FOLLOWED_STATUSES,
+  locationOf,
+  nextHeaders,
+  nextMethod,
+  type RedirectPolicy,
+  redirectPolicy,
+} from "./redirect.js";
+import {
+  backoffSleep,
+  RETRYABLE_STATUSES,
+  type RetryPolicy,
+  type RetryToken,
+  recordRetryAttempts,
+  retryCost,
+  retryDelay,
+  retryPolicy,
+  shouldRetry,
+} from "./retry.js";
+import { emit, type WireProtocol } from "./trace.js";
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * The cancellation of one call: the caller's signal, the context's signal and deadline, and
@@ -17,6 +59,7 @@ import { emit } from "./trace.js";
 export class CallGuard {
   readonly #controller = new AbortController();
   #timer: NodeJS.Timeout | undefined;
+  #deadlineAt: number | undefined;
   readonly #cleanups: (() => void)[] = [];
 
   static for(prepared: Prepared, options: RequestOptions): CallGuard | null {
@@ -48,14 +91,20 @@ export class CallGuard {
 
   #deadline(ms: number): void {
     const start = performance.now();
+    this.#deadlineAt = start + ms;
     this.#timer = setTimeout(() => {
       this.#controller.abort(new TimeoutError("request", ms, performance.now() - start));
     }, ms);
     this.#timer.unref();
   }
 
+  /** Milliseconds left before the call's deadline, or `undefined` when it has none. */
+  remaining(): number | undefined {
+    return this.#deadlineAt === undefined ? undefined : Math.max(0, this.#deadlineAt - performance.now());
+  }
+
   /** Forwards an abort to the running exchange. */
-  watch(exchange: Exchange): () => void {
+  watch(exchange: Attempt): () => void {
     const signal = this.#controller.signal;
     const onAbort = (): void => exchange.fail(signal.reason as HTTPError);
     if (signal.aborted) onAbort();
@@ -78,8 +127,25 @@ export async function startAttempt(
   sink: Writable | undefined,
   fresh: boolean,
   onHead: ((head: ResponseHead) => void) | undefined,
-): Promise<{ exchange: Exchange; unwatch: (() => void) | undefined }> {
+): Promise<{ exchange: Attempt; unwatch: (() => void) | undefined }> {
   const transport = p.client.transport;
+  const req = { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
+  if (p.wire === "h2" || (p.wire === "auto" && !transport.isH1Only(p.origin.key))) {
+    const acquired = transport.acquireH2(
+      p.origin,
+      { connectTimeout: p.timeouts.connectTimeout, signal: guard?.signal, fresh },
+      p.wire,
+      p.http2Settings,
+    );
+    const session = acquired instanceof Promise ? await acquired : acquired;
+    if (session !== null) {
+      const exchange = new H2Exchange(session, p.timeouts, mode, sink, onHead);
+      const unwatch = guard?.watch(exchange);
+      exchange.start(req, p.authority, p.origin.secure ? "https" : "http", p.expectContinue);
+      return { exchange, unwatch };
+    }
+    // The server chose HTTP/1.1 by ALPN: its connection now waits in the HTTP/1.1 pool, taken below.
+  }
   const how = {
     connectTimeout: p.timeouts.connectTimeout,
     signal: guard?.signal,
@@ -96,31 +162,86 @@ export async function startAttempt(
   }
   const exchange = new Exchange(transport, conn, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
-  const req = { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
   if (p.expectContinue) exchange.startExpectContinue(req, p.authority);
   else exchange.start(req);
   return { exchange, unwatch };
 }
 
-/** True when a failed attempt may be repeated on a fresh connection, once. */
-export function mayRetryStale(p: Prepared, exchange: Exchange | undefined, guard: CallGuard | null): boolean {
-  return (
-    exchange?.stale === true &&
-    STALE_RETRY_METHODS.has(p.method) &&
-    (p.body === null || p.body instanceof Uint8Array) &&
-    !(guard?.signal.aborted ?? false)
-  );
+/**
+ * The protocol the next attempt of `p` goes out with, for the `request` trace event: known unless
+ * an https origin was never asked, in which case HTTP/2 is offered and `'h2'` is told (the
+ * response's `version` says what was used).
+ */
+export function attemptProtocol(p: Prepared): WireProtocol {
+  if (p.wire === "h1") return "h1";
+  if (p.wire === "h2") return "h2";
+  return p.client.transport.isH1Only(p.origin.key) ? "h1" : "h2";
+}
+
+/** Silent retries of an HTTP/2 stream the server did not process (GOAWAY, REFUSED_STREAM): at most 2. */
+const MAX_UNPROCESSED_RETRIES = 2;
+
+/**
+ * True when a failed attempt may be repeated silently (`retried`: silent retries so far): once for a
+ * reused HTTP/1.1 connection found closed (idempotent methods), up to twice for an HTTP/2 stream the
+ * server did not process (any method). The body must be replayable.
+ */
+export function mayRetryStale(
+  p: Prepared,
+  exchange: Attempt | undefined,
+  guard: CallGuard | null,
+  error?: unknown,
+  retried = 0,
+): boolean {
+  if (!(p.body === null || p.body instanceof Uint8Array) || (guard?.signal.aborted ?? false)) return false;
+  // The server said it did not process the stream: safe for any method, on another session.
+  if (isUnprocessedStreamError(error)) return retried < MAX_UNPROCESSED_RETRIES;
+  return retried === 0 && exchange?.stale === true && STALE_RETRY_METHODS.has(p.method);
 }
 
 /** The client-side `Response` of a head: url, request and version filled in. */
 export function responseOf(p: Prepared, head: ResponseHead, body: Uint8Array): Response<Uint8Array> {
-  const res = new Response<Uint8Array>(head.status, { headers: head.headers, reason: head.reason, body });
+  const res = new Response<Uint8Array>(head.status, {
+    headers: head.headers,
+    reason: head.reason,
+    body,
+    ...(head.version !== undefined ? { version: head.version } : {}),
+  });
   res.url = p.url;
   res.request = p.request;
   return res;
 }
 
-/** Runs a prepared request to its buffered (or streamed-out) response. */
+/** The per-hop state `send()` hands to each attempt. */
+interface HopRun {
+  readonly hop: Prepared;
+  readonly guard: CallGuard | null;
+  readonly mode: BodyMode;
+  readonly sink: Writable | undefined;
+  readonly retry: RetryPolicy;
+  readonly redirect: RedirectPolicy;
+  readonly redirects: number;
+  readonly jar: CookieJar | null;
+  readonly progress: DownloadProgress | undefined;
+  /** Wire attempts of this hop so far, as trace events number them (a stale-connection retry counts). */
+  traced: number;
+}
+
+/** What the attempts of one hop ended with. */
+interface HopOutcome {
+  readonly response: Response<Uint8Array>;
+  /** The sink the final attempt's body went through, still to be settled. */
+  readonly wrapper: ResponseSink | undefined;
+  /** Retries this hop made. */
+  readonly retries: number;
+  /** The trace number of the attempt that produced `response`. */
+  readonly attempt: number;
+}
+
+/**
+ * Runs a prepared request to its buffered (or streamed-out) response: hops (redirects) × attempts
+ * (retries), cookies per hop, decompression of the final body, status exceptions and trace events.
+ */
 export async function send(
   p: Prepared,
   options: RequestOptions,
@@ -129,55 +250,78 @@ export async function send(
 ): Promise<Response<Uint8Array>> {
   const guard = CallGuard.for(p, options);
   const tracer = p.tracer;
+  const defaults = p.client.defaults;
   let response: Response<Uint8Array> | null = null;
   let error: unknown = null;
+  let retries = 0;
+  let hop = p;
   try {
-    for (let attempt = 1; ; attempt++) {
-      let exchange: Exchange | undefined;
-      let unwatch: (() => void) | undefined;
-      let traced: Response<Uint8Array> | undefined;
-      try {
-        if (tracer !== null) {
-          emit(tracer, {
-            type: "request",
-            request: p.request,
-            url: p.url,
-            attempt,
-            redirectCount: 0,
-            protocol: "h1",
-          });
-        }
-        const onHead =
-          tracer === null
-            ? undefined
-            : (head: ResponseHead) => {
-                traced = responseOf(p, head, new Uint8Array(0));
-                emit(tracer, {
-                  type: "responseHead",
-                  response: traced,
-                  url: p.url,
-                  attempt,
-                  redirectCount: 0,
-                });
-              };
-        ({ exchange, unwatch } = await startAttempt(p, guard, mode, sink, attempt > 1, onHead));
-        const body = await exchange.done();
-        const head = exchange.head!;
-        if (traced !== undefined) {
-          traced.body = body;
-          response = traced;
-        } else response = responseOf(p, head, body);
-        if (exchange.trailers !== undefined) response.trailers = exchange.trailers;
-        break;
-      } catch (e) {
-        if (attempt === 1 && mayRetryStale(p, exchange, guard)) continue;
-        throw e;
-      } finally {
-        unwatch?.();
-      }
+    const retry = retryPolicy(options, defaults.retryBucket);
+    const redirect = redirectPolicy(options, defaults.maxRedirects, defaults.checkRedirect);
+    const progress = options.downloadProgress;
+    if (progress !== undefined && typeof progress !== "function") {
+      throw new ArgumentError("downloadProgress must be a function");
     }
-    if (p.statusException && isFailingStatus(response.status)) {
-      throw new StatusError(response, { method: p.method, url: p.url });
+    const jar = jarFor(p.client, options);
+    let callCookies = typeof options.cookies === "object" ? options.cookies : undefined;
+    let manualCookie: string | null | undefined;
+    let previous: Response<Uint8Array> | undefined;
+    // Each turn follows one redirect; the limit check below ends the loop.
+    for (let redirects = 0; ; redirects++) {
+      const run: HopRun = { hop, guard, mode, sink, retry, redirect, redirects, jar, progress, traced: 0 };
+      const outcome = await attempts(run);
+      retries += outcome.retries;
+      const res = outcome.response;
+      res.previous = previous;
+      res.redirectCount = redirects;
+      const next = followable(run, res) ? locationOf(res.status, res.headers, hop.url) : null;
+      if (next === null || !allowedByCheck(redirect, res, hop.request, next.href)) {
+        if (outcome.wrapper !== undefined) await outcome.wrapper.settle(true);
+        if (mode === "buffer" && hop.decompress) {
+          const coding = codingOf(res.status, hop.method, res.headers);
+          if (coding !== null) res.body = await decodeBuffered(res.body, coding, hop.maxDecompressedSize);
+        }
+        response = res;
+        break;
+      }
+      outcome.wrapper?.discard();
+      if (redirects >= redirect.limit) throw new TooManyRedirectsError(redirect.limit, res);
+
+      const from = new URL(hop.url);
+      const method = nextMethod(res.status, hop.method, redirect);
+      const keepBody = method === hop.method && res.status !== 303;
+      if (crossOrigin(from, next)) {
+        // Per-call cookies and the caller's own Cookie header are for the first origin only.
+        callCookies = undefined;
+        manualCookie = null;
+      } else if (manualCookie === undefined) manualCookie = callerCookie(p, options);
+      const implicit: [string, string][] = [["User-Agent", p.headers.get("user-agent") ?? USER_AGENT]];
+      if (p.decompress) implicit.push(["Accept-Encoding", ACCEPT_ENCODING]);
+      const headers = nextHeaders(hop.headers, from, next, keepBody, redirect.forwardHeaders, implicit);
+      if (jar !== null || callCookies !== undefined) {
+        const cookie = cookieHeader(jar, next, callCookies, redirect.forwardHeaders ? manualCookie : null);
+        if (cookie === null) headers.delete("cookie");
+        else headers.set("Cookie", cookie);
+      }
+      const body = keepBody ? (hop.body as Uint8Array | null) : null;
+      const nextHop = prepareHop(hop, options, next, method, headers, body);
+      if (tracer !== null) {
+        emit(tracer, {
+          type: "redirect",
+          request: hop.request,
+          response: res,
+          url: hop.url,
+          attempt: outcome.attempt,
+          fromUrl: hop.url,
+          toUrl: nextHop.url,
+          redirectCount: redirects + 1,
+        });
+      }
+      previous = res;
+      hop = nextHop;
+    }
+    if (hop.statusException && isFailingStatus(response.status)) {
+      throw new StatusError(response, { method: hop.method, url: hop.url, retries });
     }
     return response;
   } catch (e) {
@@ -185,6 +329,200 @@ export async function send(
     throw e;
   } finally {
     guard?.dispose();
-    if (tracer !== null) emit(tracer, { type: "done", response, error, url: p.url });
+    if (retries > 0) recordRetryAttempts(response, options.context, retries);
+    if (tracer !== null) emit(tracer, { type: "done", response, error, url: hop.url });
   }
+}
+
+/** True when a 3xx may be followed at all: redirects on and a body that can be sent again. */
+function followable(run: HopRun, res: Response<Uint8Array>): boolean {
+  const body = run.hop.body;
+  return (
+    run.redirect.limit > 0 &&
+    FOLLOWED_STATUSES.has(res.status) &&
+    (body === null || body instanceof Uint8Array)
+  );
+}
+
+/** The caller's own `Cookie` header (before the jar's were merged in), for redirect hops. */
+function callerCookie(p: Prepared, options: RequestOptions): string | null {
+  const own = new Headers(options.headers);
+  let values = own.getAll("cookie");
+  if (values.length === 0) values = p.client.defaults.defaultHeaders?.getAll("cookie") ?? [];
+  return values.length === 0 ? null : values.join("; ");
+}
+
+/** The attempts of one hop: the first, then retries as the policy, the bucket and the deadline allow. */
+async function attempts(run: HopRun): Promise<HopOutcome> {
+  const { hop, guard, retry } = run;
+  const replayable = hop.body === null || hop.body instanceof Uint8Array;
+  let token: RetryToken | null = null;
+  // Bounded by retry.retries: a retry needs `attempt <= retries`.
+  for (let attempt = 1; ; attempt++) {
+    let res: Response<Uint8Array> | null = null;
+    let wrapper: ResponseSink | undefined;
+    let err: unknown = null;
+    try {
+      ({ res, wrapper } = await oneAttempt(run, attempt));
+    } catch (e) {
+      err = e;
+      wrapper = (e as { wrapper?: ResponseSink })?.wrapper;
+    }
+    if (token !== null) {
+      retry.bucket!.release(token, retryCost(res));
+      token = null;
+    }
+    let again =
+      attempt <= retry.retries &&
+      replayable &&
+      !(guard?.signal.aborted ?? false) &&
+      // Bytes already in the caller's responseStream, or a body that failed to decode: not repeatable.
+      (wrapper === undefined || (!wrapper.wroteToTarget && (err === null || err !== wrapper.failure)));
+    if (again) again = await shouldRetry(retry, attempt, hop.method, hop.request, err, res);
+    if (again && retry.bucket !== null) {
+      token = retry.bucket.acquire(new URL(hop.url).hostname);
+      again = token !== null;
+    }
+    let delay = 0;
+    if (again) {
+      delay = retryDelay(retry, attempt, res);
+      const left = guard?.remaining();
+      if (left !== undefined && delay >= left) {
+        // The deadline would pass while waiting: give up now, with the reservation refunded.
+        retry.bucket?.release(token!, 0);
+        token = null;
+        again = false;
+      }
+    }
+    if (!again) {
+      if (err !== null) {
+        wrapper?.discard();
+        throw err;
+      }
+      return { response: res!, wrapper, retries: attempt - 1, attempt: run.traced };
+    }
+    wrapper?.discard();
+    if (hop.tracer !== null) {
+      emit(hop.tracer, {
+        type: "retry",
+        request: hop.request,
+        url: hop.url,
+        attempt,
+        nextAttempt: attempt + 1,
+        redirectCount: run.redirects,
+        delayMs: delay,
+        reason: res !== null ? `status ${res.status}` : `${(err as Error)?.name}: ${(err as Error)?.message}`,
+        response: res,
+        error: err,
+      });
+    }
+    try {
+      await backoffSleep(delay, guard?.signal);
+    } catch (e) {
+      if (token !== null) retry.bucket?.release(token, 0);
+      throw e;
+    }
+  }
+}
+
+/**
+ * One attempt of the retry policy: a connection and an exchange, plus the one silent retry of a
+ * stale keep-alive connection (not counted as an attempt). A failure carries the attempt's
+ * ResponseSink (as `wrapper`) so the policy can tell what reached the caller.
+ */
+async function oneAttempt(
+  run: HopRun,
+  attempt: number,
+): Promise<{ res: Response<Uint8Array>; wrapper: ResponseSink | undefined }> {
+  const { hop: p, guard, mode, sink } = run;
+  const tracer = p.tracer;
+  // A Writable of ours between the exchange and the caller: always for a responseStream (a 3xx or
+  // a retried response must not reach it, and it may need decoding), and for progress reports.
+  const wrapped = mode === "writable" || run.progress !== undefined;
+  for (let stale = 0; ; stale++) {
+    const traceAttempt = ++run.traced;
+    let exchange: Attempt | undefined;
+    let unwatch: (() => void) | undefined;
+    let traced: Response<Uint8Array> | undefined;
+    const wrapper = wrapped
+      ? new ResponseSink(mode === "writable" ? sink : undefined, run.progress, p.maxDecompressedSize)
+      : undefined;
+    try {
+      if (tracer !== null) {
+        emit(tracer, {
+          type: "request",
+          request: p.request,
+          url: p.url,
+          attempt: traceAttempt,
+          redirectCount: run.redirects,
+          protocol: attemptProtocol(p),
+        });
+      }
+      const onHead =
+        tracer === null && wrapper === undefined
+          ? undefined
+          : (head: ResponseHead) => {
+              if (wrapper !== undefined) headOfWrapper(run, attempt, wrapper, head);
+              if (tracer !== null) {
+                traced = responseOf(p, head, EMPTY);
+                emit(tracer, {
+                  type: "responseHead",
+                  response: traced,
+                  url: p.url,
+                  attempt: traceAttempt,
+                  redirectCount: run.redirects,
+                });
+              }
+            };
+      ({ exchange, unwatch } = await startAttempt(
+        p,
+        guard,
+        wrapper === undefined ? mode : "writable",
+        wrapper ?? sink,
+        stale > 0,
+        onHead,
+      ));
+      if (wrapper !== undefined) {
+        const ex = exchange;
+        wrapper.onFailure = (e) => ex.fail(e);
+      }
+      const done = await exchange.done();
+      const head = exchange.head!;
+      const body = mode === "buffer" ? (wrapper !== undefined ? wrapper.collected : done) : EMPTY;
+      let res: Response<Uint8Array>;
+      if (traced !== undefined) {
+        traced.body = body;
+        res = traced;
+      } else res = responseOf(p, head, body);
+      if (exchange.trailers !== undefined) res.trailers = exchange.trailers;
+      if (run.jar !== null && head.headers.has("set-cookie"))
+        storeCookies(run.jar, new URL(p.url), head.headers);
+      return { res, wrapper };
+    } catch (e) {
+      if (mayRetryStale(p, exchange, guard, e, stale)) {
+        wrapper?.discard();
+        continue;
+      }
+      if (wrapper !== undefined && e !== null && typeof e === "object") {
+        Object.defineProperty(e, "wrapper", { value: wrapper, enumerable: false, configurable: true });
+      }
+      throw e;
+    } finally {
+      unwatch?.();
+    }
+  }
+}
+
+/** Tells an attempt's ResponseSink, from the head, whether to hold the body and how to decode it. */
+function headOfWrapper(run: HopRun, attempt: number, wrapper: ResponseSink, head: ResponseHead): void {
+  const p = run.hop;
+  const replayable = p.body === null || p.body instanceof Uint8Array;
+  const redirectCandidate =
+    replayable && run.redirect.limit > 0 && locationOf(head.status, head.headers, p.url) !== null;
+  const retryCandidate =
+    replayable &&
+    attempt <= run.retry.retries &&
+    (run.retry.retryIf !== undefined || RETRYABLE_STATUSES.has(head.status));
+  const coding = p.decompress ? codingOf(head.status, p.method, head.headers) : null;
+  wrapper.head(head.headers, redirectCandidate || retryCandidate, redirectCandidate, coding);
 }

@@ -9,10 +9,13 @@ import {
   StatusError,
 } from "@hyperwire/core";
 import type { Client } from "./client.js";
-import type { Exchange, ResponseHead } from "./exchange.js";
+import type { CookieJar } from "./cookie-jar.js";
+import { jarFor, storeCookies } from "./cookies.js";
+import { codingOf, contentLengthOf, type DownloadProgress, PullDecoder } from "./decompress.js";
+import type { Attempt as Exchange, ResponseHead } from "./exchange.js";
 import { isFailingStatus, type RequestOptions, STALE_RETRY_METHODS } from "./options.js";
 import { type Prepared, prepare } from "./prepare.js";
-import { CallGuard, mayRetryStale, responseOf, startAttempt } from "./request.js";
+import { attemptProtocol, CallGuard, mayRetryStale, responseOf, startAttempt } from "./request.js";
 import { emit } from "./trace.js";
 
 /** The callback form of `open`: it gets the stream; `open` then resolves to the final response. */
@@ -118,11 +121,23 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
   /** closeRead() is throwing away an unread body: the exchange's abort is not a failure to report. */
   #discarding = false;
   #traced = false;
+  /** Reads the response body (set on the first read). */
+  #reader: (() => Promise<Uint8Array | null>) | undefined;
+  /** Decodes a compressed response body, when there is one. */
+  #decoder: PullDecoder | undefined;
+  readonly #progress: DownloadProgress | undefined;
+  /** The jar the response's Set-Cookie fields go to (once, when the head is read), or `null`. */
+  #jar: CookieJar | null;
 
   /** @internal Made by `open`. */
   constructor(p: Prepared, options: RequestOptions) {
     this.#p = p;
     this.#guard = CallGuard.for(p, options);
+    if (options.downloadProgress !== undefined && typeof options.downloadProgress !== "function") {
+      throw new ArgumentError("downloadProgress must be a function");
+    }
+    this.#progress = options.downloadProgress;
+    this.#jar = jarFor(p.client, options);
   }
 
   /** The response head, once {@link startRead} resolved. */
@@ -166,6 +181,10 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
     await this.closeWrite();
     const exchange = await this.#started!;
     const head = await exchange.headReceived();
+    if (this.#jar !== null) {
+      storeCookies(this.#jar, new URL(this.#p.url), head.headers);
+      this.#jar = null;
+    }
     if (this.#response === undefined) {
       this.#response = responseOf(this.#p, head, EMPTY);
     }
@@ -174,11 +193,50 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
 
   /** The next chunk of the response body, or `null` at its end. */
   async read(): Promise<Uint8Array | null> {
-    await this.startRead();
+    const res = await this.startRead();
     const exchange = await this.#started!;
-    const chunk = await exchange.read();
+    let reader = this.#reader;
+    if (reader === undefined) {
+      reader = this.#readerFor(exchange, res);
+      this.#reader = reader;
+    }
+    const chunk = await reader();
     if (chunk === null) this.#finish(exchange);
     return chunk;
+  }
+
+  /** How body chunks are read: straight from the exchange, counted for `downloadProgress`, decoded. */
+  #readerFor(exchange: Exchange, res: Response<Uint8Array>): () => Promise<Uint8Array | null> {
+    const p = this.#p;
+    const progress = this.#progress;
+    let wire = (): Promise<Uint8Array | null> => exchange.read();
+    if (progress !== undefined) {
+      const total = contentLengthOf(res.headers);
+      let transferred = 0;
+      wire = async () => {
+        const chunk = await exchange.read();
+        if (chunk !== null) {
+          transferred += chunk.byteLength;
+          try {
+            progress(transferred, total);
+          } catch (e) {
+            // An observer must not change the outcome of the exchange it observes.
+            process.emitWarning(
+              `the downloadProgress callback threw: ${(e as Error)?.message ?? String(e)}`,
+              {
+                code: "HW_PROGRESS_CALLBACK",
+              },
+            );
+          }
+        }
+        return chunk;
+      };
+    }
+    const coding = p.decompress ? codingOf(res.status, p.method, res.headers) : null;
+    if (coding === null) return wire;
+    const decoder = new PullDecoder(coding, p.maxDecompressedSize, wire, (e) => exchange.fail(e));
+    this.#decoder = decoder;
+    return () => decoder.read();
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
@@ -246,6 +304,7 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
   }
 
   #finish(exchange: Exchange): void {
+    this.#decoder?.destroy();
     if (exchange.trailers !== undefined && this.#response !== undefined)
       this.#response.trailers = exchange.trailers;
     if (!this.#closed) {
@@ -289,7 +348,7 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
             url: p.url,
             attempt,
             redirectCount: 0,
-            protocol: "h1",
+            protocol: attemptProtocol(p),
           });
         }
         const onHead =
@@ -309,13 +368,17 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
           // Writes still waiting get the exchange's error rather than hanging.
           pipe?.fail(e);
         });
-        if (p.body === null && STALE_RETRY_METHODS.has(p.method) && exchange.conn.served > 0) {
-          // A stale keep-alive connection fails here, before the caller sees anything: retry it once.
+        if (
+          p.body === null &&
+          (exchange.protocol === "h2" || (STALE_RETRY_METHODS.has(p.method) && exchange.reused))
+        ) {
+          // A stale keep-alive connection, or an HTTP/2 stream the server did not process (GOAWAY,
+          // REFUSED_STREAM), fails here, before the caller sees anything: retry it.
           await exchange.headReceived();
         }
         return exchange;
       } catch (e) {
-        if (attempt === 1 && mayRetryStale(p, exchange, this.#guard)) continue;
+        if (mayRetryStale(p, exchange, this.#guard, e, attempt - 1)) continue;
         throw e as HTTPError;
       }
     }

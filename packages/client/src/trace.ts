@@ -33,8 +33,40 @@ export interface DoneEvent {
   url: string;
 }
 
-/** Every event a client emits. Retry and redirect events arrive with the client-policies work. */
-export type ClientEvent = RequestEvent | ResponseHeadEvent | DoneEvent;
+/** An attempt failed (an error or a retryable status) and another follows after `delayMs`. */
+export interface RetryEvent {
+  type: "retry";
+  request: Request;
+  url: string;
+  /** The attempt that failed, 1-based. */
+  attempt: number;
+  nextAttempt: number;
+  redirectCount: number;
+  /** The wait before the next attempt, in ms. */
+  delayMs: number;
+  /** Why: `"status 503"`, or the error's class and message. */
+  reason: string;
+  /** The failed attempt's response, or `null` when it failed with an error. */
+  response: Response<Uint8Array> | null;
+  error: unknown;
+}
+
+/** A redirect is followed. `redirectCount` counts it (1 for the first). */
+export interface RedirectEvent {
+  type: "redirect";
+  request: Request;
+  response: Response<Uint8Array>;
+  /** The URL that answered with the 3xx (same as `fromUrl`). */
+  url: string;
+  /** The attempt of that hop that got the 3xx. */
+  attempt: number;
+  fromUrl: string;
+  toUrl: string;
+  redirectCount: number;
+}
+
+/** Every event a client emits. */
+export type ClientEvent = RequestEvent | ResponseHeadEvent | RetryEvent | RedirectEvent | DoneEvent;
 
 /** `0`/`false`: silent; `1`/`true`: one line per event; `2`: also the request and response heads. */
 export type Verbosity = 0 | 1 | 2 | boolean;
@@ -42,6 +74,8 @@ export type Verbosity = 0 | 1 | 2 | boolean;
 const channels = {
   request: diagnostics.channel("hyperwire:client:request"),
   responseHead: diagnostics.channel("hyperwire:client:responseHead"),
+  retry: diagnostics.channel("hyperwire:client:retry"),
+  redirect: diagnostics.channel("hyperwire:client:redirect"),
   done: diagnostics.channel("hyperwire:client:done"),
 } as const;
 
@@ -63,6 +97,8 @@ export function tracerFor(
     trace === undefined &&
     !channels.request.hasSubscribers &&
     !channels.responseHead.hasSubscribers &&
+    !channels.retry.hasSubscribers &&
+    !channels.redirect.hasSubscribers &&
     !channels.done.hasSubscribers
   ) {
     return null;
@@ -111,6 +147,10 @@ function verboseLines(event: ClientEvent, level: 0 | 1 | 2): string {
       if (level === 2) for (const [k, v] of r.headers) s += `[http]   < ${k}: ${v}\n`;
       return s;
     }
+    case "retry":
+      return `[http] retry attempt ${event.attempt} → ${event.nextAttempt} ${event.request.method} ${event.url} in ${Math.round(event.delayMs)} ms (${event.reason})\n`;
+    case "redirect":
+      return `[http] redirect ${event.redirectCount} ${event.response.status} ${event.fromUrl} → ${event.toUrl}\n`;
     case "done":
       return event.error
         ? `[http] done ${event.url} error ${(event.error as Error).name}: ${(event.error as Error).message}\n`

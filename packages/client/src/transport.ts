@@ -5,9 +5,25 @@
 import { createRequire } from "node:module";
 import type net from "node:net";
 import type tls from "node:tls";
-import { ArgumentError, ClosedError, type HTTPError, ProxyConfig, type ProxyInit } from "@hyperwire/core";
+import {
+  ArgumentError,
+  ClosedError,
+  type HTTPError,
+  ProtocolError,
+  ProxyConfig,
+  type ProxyInit,
+  TLSHandshakeError,
+} from "@hyperwire/core";
+import {
+  type H2ClientSession,
+  H2NegotiationError,
+  H2SessionPool,
+  HTTP2Settings,
+  type HTTP2SettingsInit,
+} from "@hyperwire/h2";
 import type { Client as UndiciClient } from "undici";
 import { canceled, type Dialed, dial } from "./dial.js";
+import { RetryBucket } from "./retry.js";
 
 /**
  * undici's HTTP/1.1 `Client`, the only part of undici we use. Loaded from its own module: undici's
@@ -52,6 +68,16 @@ export interface TransportOptions {
    * the environment; a `Client` made without a transport does).
    */
   proxy?: ProxyInit;
+  /**
+   * Offer HTTP/2 by ALPN (`h2, http/1.1`) on `https:` and use it when the server picks it; requests
+   * to one origin then share one connection. Default true. Plain `http:` is HTTP/1.1 unless a
+   * request sets `protocol: 'h2'`.
+   */
+  preferHttp2?: boolean;
+  /** Receive windows of the HTTP/2 connections this transport makes. Default: `new HTTP2Settings()` (65 535 bytes each). */
+  http2Settings?: HTTP2Settings | HTTP2SettingsInit;
+  /** The retry budget of requests through this transport; `null` disables it. Default: a new `RetryBucket()`. */
+  retryBucket?: RetryBucket | null;
 }
 
 /** The defaults of {@link TransportOptions}, in one place. */
@@ -61,6 +87,7 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   maxConnsPerHost: 0,
   idleTimeout: 90_000,
   maxResponseHeaderBytes: 64 * 1024,
+  preferHttp2: true,
 });
 
 /** Where a request goes: one pool per origin key (`"https://host:443"`). */
@@ -76,7 +103,15 @@ export interface Origin {
   readonly tunnel?: URL | undefined;
   /** How errors name this peer when it is a forward proxy rather than the origin. */
   readonly label?: string | undefined;
+  /** A forward proxy (absolute-form targets): never HTTP/2. */
+  readonly forward?: boolean | undefined;
 }
+
+/** ALPN offers: HTTP/2 preferred, or HTTP/2 required (`protocol: 'h2'`). */
+const ALPN_H2_OR_H1: readonly string[] = Object.freeze(["h2", "http/1.1"]);
+const ALPN_H2_ONLY: readonly string[] = Object.freeze(["h2"]);
+/** Rounds an HTTP/2 acquire may wait for a new session before giving up (each round is one connection). */
+const MAX_H2_ROUNDS = 8;
 
 /** How an acquire may wait: the connect timeout of this request and the signal that ends it. */
 export interface AcquireOptions {
@@ -190,9 +225,21 @@ export class Transport {
   readonly maxResponseHeaderBytes: number;
   /** Where requests go through; `null` for direct. */
   readonly proxy: ProxyConfig | null;
+  /** The retry budget of requests through this transport, or `null` for none. */
+  readonly retryBucket: RetryBucket | null;
+  /** Offer HTTP/2 by ALPN on `https:`. */
+  readonly preferHttp2: boolean;
+  /** Receive windows of the HTTP/2 connections this transport makes. */
+  readonly http2Settings: HTTP2Settings;
   readonly #pools = new Map<string, HostPool>();
   #idleTotal = 0;
   #closed = false;
+  /** HTTP/2 sessions, per origin key (plus a settings suffix for a client's own settings). */
+  readonly #h2: H2SessionPool;
+  /** Origins that answered an `h2, http/1.1` offer with HTTP/1.1 (until closeIdleConnections). */
+  readonly #h1Only = new Set<string>();
+  /** HTTP/2 dials in flight: concurrent first requests to an origin wait for one, not dial each. */
+  readonly #h2Dials = new Map<string, PendingDial>();
 
   constructor(options: TransportOptions = {}) {
     const o = { ...TRANSPORT_DEFAULTS, ...definedOnly(options) };
@@ -204,6 +251,18 @@ export class Transport {
     this.localAddress = options.localAddress;
     this.tls = options.tls;
     this.proxy = toProxyConfig(options.proxy);
+    if (typeof o.preferHttp2 !== "boolean") throw new ArgumentError("preferHttp2 must be a boolean");
+    this.preferHttp2 = o.preferHttp2;
+    this.http2Settings = HTTP2Settings.from(options.http2Settings);
+    this.#h2 = new H2SessionPool({ idleTimeout: this.idleTimeout });
+    if (
+      options.retryBucket !== undefined &&
+      options.retryBucket !== null &&
+      !(options.retryBucket instanceof RetryBucket)
+    ) {
+      throw new ArgumentError("retryBucket must be a RetryBucket or null");
+    }
+    this.retryBucket = options.retryBucket === undefined ? new RetryBucket() : options.retryBucket;
   }
 
   /** False once {@link close} was called. */
@@ -274,8 +333,14 @@ export class Transport {
     this.#idleTotal++;
   }
 
-  /** Closes every idle connection now. Busy connections finish their exchange first. */
+  /**
+   * Closes every idle connection (HTTP/1.1 connections and HTTP/2 sessions with no stream in flight)
+   * now, and forgets which origins answered HTTP/1.1 to an HTTP/2 offer. Busy connections finish
+   * their exchanges first.
+   */
   closeIdleConnections(): void {
+    this.#h1Only.clear();
+    this.#h2.closeIdle();
     for (const pool of this.#pools.values()) {
       for (const conn of pool.idle.splice(0)) {
         this.#idleTotal--;
@@ -287,10 +352,180 @@ export class Transport {
     }
   }
 
-  /** Idle connections in all, or for one origin key such as `"https://example.com:443"`. */
+  /**
+   * Idle connections (HTTP/1.1 ones and HTTP/2 sessions with no stream in flight) in all, or for one
+   * origin key such as `"https://example.com:443"`.
+   */
   idleConnectionCount(key?: string): number {
-    if (key === undefined) return this.#idleTotal;
-    return this.#pools.get(key)?.idle.length ?? 0;
+    if (key === undefined) return this.#idleTotal + this.#h2.idleCount();
+    return (this.#pools.get(key)?.idle.length ?? 0) + this.#h2.idleCount(key);
+  }
+
+  /** HTTP/2 sessions open (idle or busy), in all or for one origin key. For tests and diagnostics. */
+  http2SessionCount(key?: string): number {
+    return this.#h2.sessionCount(key);
+  }
+
+  /** @internal True when `key` answered an `h2, http/1.1` offer with HTTP/1.1 (until closeIdleConnections). */
+  isH1Only(key: string): boolean {
+    return this.#h1Only.has(key);
+  }
+
+  /**
+   * @internal A session for `origin` with one stream slot taken for the caller: an open one with
+   * room, or a new one. `mode: 'auto'` (https only) offers `h2, http/1.1`; when the server picks
+   * HTTP/1.1 the result is `null`, the connection waits in the HTTP/1.1 pool and the origin is
+   * remembered as HTTP/1.1-only. `mode: 'h2'` requires HTTP/2 (`H2NegotiationError` otherwise; on
+   * `http:` it is h2c with prior knowledge). `fresh` skips the open sessions (a retry).
+   */
+  acquireH2(
+    origin: Origin,
+    options: AcquireOptions,
+    mode: "auto" | "h2",
+    settings: HTTP2Settings | undefined,
+  ): H2ClientSession | Promise<H2ClientSession | null> {
+    if (this.#closed) return Promise.reject(closedError());
+    const s = settings ?? this.http2Settings;
+    const key = s === this.http2Settings ? origin.key : `${origin.key}#h2s${settingsId(s)}`;
+    if (!options.fresh) {
+      const session = this.#h2.available(key);
+      if (session !== undefined) {
+        session.reserve();
+        return session;
+      }
+    }
+    return this.#acquireH2Slow(origin, key, options, mode, s);
+  }
+
+  async #acquireH2Slow(
+    origin: Origin,
+    key: string,
+    options: AcquireOptions,
+    mode: "auto" | "h2",
+    settings: HTTP2Settings,
+  ): Promise<H2ClientSession | null> {
+    const dialKey = `${mode} ${key}`;
+    for (let round = 0; round < MAX_H2_ROUNDS; round++) {
+      let pending = this.#h2Dials.get(dialKey);
+      // A dial every waiter gave up on is being aborted: not one to join.
+      if (pending === undefined || pending.controller.signal.aborted) {
+        const controller = new AbortController();
+        const started: PendingDial = {
+          promise: this.#h2Dial(origin, key, options.connectTimeout, mode, settings, controller.signal),
+          waiters: 0,
+          controller,
+        };
+        pending = started;
+        this.#h2Dials.set(dialKey, started);
+        const forget = (): void => {
+          if (this.#h2Dials.get(dialKey) === started) this.#h2Dials.delete(dialKey);
+        };
+        started.promise.then(forget, forget);
+      }
+      const session = await waitForDial(pending, options.signal);
+      if (this.#closed) throw closedError();
+      if (session === null) return null;
+      // The new session may already be full (the peer allows fewer streams than wait here): take any
+      // session with room, else the next round dials one more.
+      const room = session.usable ? session : this.#h2.available(key);
+      if (room !== undefined) {
+        room.reserve();
+        return room;
+      }
+    }
+    throw new ProtocolError(
+      `could not get an HTTP/2 stream to ${origin.key}: ${MAX_H2_ROUNDS} new connections in a row were full or closed at once`,
+    );
+  }
+
+  /** Dials for HTTP/2: TLS with ALPN (or TCP for h2c), then the preface; `null` when ALPN chose HTTP/1.1. */
+  async #h2Dial(
+    origin: Origin,
+    key: string,
+    connectTimeout: number,
+    mode: "auto" | "h2",
+    settings: HTTP2Settings,
+    signal: AbortSignal,
+  ): Promise<H2ClientSession | null> {
+    const started = performance.now();
+    const { host, port, secure } = origin;
+    let dialed: Dialed;
+    try {
+      dialed = await dial({
+        host,
+        port,
+        secure,
+        tls: origin.tls ?? this.tls,
+        proxy: origin.tunnel,
+        label: origin.label,
+        localAddress: this.localAddress,
+        connectTimeout,
+        signal,
+        alpn: mode === "h2" ? ALPN_H2_ONLY : ALPN_H2_OR_H1,
+      });
+    } catch (e) {
+      if (mode === "h2" && e instanceof TLSHandshakeError && /no.?application.?protocol/i.test(e.message)) {
+        throw new H2NegotiationError(
+          `${hostForUrl(host)}:${port} does not offer HTTP/2 (its TLS handshake refused ALPN "h2"); protocol: 'h2' requires it`,
+          "",
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    if (secure && dialed.protocol !== "h2") {
+      if (mode === "h2") {
+        dialed.socket.destroy();
+        throw new H2NegotiationError(
+          `${hostForUrl(host)}:${port} chose ${dialed.protocol} by ALPN, not h2; protocol: 'h2' requires HTTP/2 (use 'auto' to fall back)`,
+          dialed.protocol,
+        );
+      }
+      this.#h1Only.add(origin.key);
+      this.#adoptH1(origin, dialed);
+      return null;
+    }
+    const left = connectTimeout > 0 ? Math.max(1, connectTimeout - (performance.now() - started)) : 0;
+    return this.#h2.connect(key, {
+      authority: `${secure ? "https" : "http"}://${hostForUrl(host)}:${port}`,
+      socket: dialed.socket,
+      settings,
+      timeoutMs: left,
+      signal,
+    });
+  }
+
+  /**
+   * An ALPN dial that came back HTTP/1.1 is not wasted: it becomes a connection of the origin's
+   * HTTP/1.1 pool (handed to a waiter, or idle for the request that dialed it to take next).
+   */
+  #adoptH1(origin: Origin, dialed: Dialed): void {
+    if (this.#closed) {
+      dialed.socket.destroy();
+      return;
+    }
+    let pool = this.#pools.get(origin.key);
+    if (pool === undefined) {
+      pool = new HostPool(origin);
+      this.#pools.set(origin.key, pool);
+    }
+    const owner = pool;
+    owner.total++;
+    const conn: Connection = new Connection(
+      origin,
+      dialed,
+      this.idleTimeout,
+      this.maxResponseHeaderBytes,
+      () => this.#gone(owner, conn),
+    );
+    const waiter = owner.waiters.shift();
+    if (waiter !== undefined) {
+      settleWaiter(waiter);
+      waiter.resolve(conn);
+      return;
+    }
+    owner.idle.push(conn);
+    this.#idleTotal++;
   }
 
   /**
@@ -300,6 +535,8 @@ export class Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const pending of this.#h2Dials.values()) pending.controller.abort(closedError());
+    this.#h2.close();
     this.closeIdleConnections();
     for (const pool of this.#pools.values()) {
       for (const waiter of pool.waiters.splice(0)) {
@@ -409,6 +646,56 @@ export class Transport {
     settleWaiter(waiter);
     this.#dial(pool, waiter.options).then(waiter.resolve, waiter.reject);
   }
+}
+
+// One pool key suffix per distinct settings object a client brings (its own http2Settings).
+const settingsIds = new WeakMap<HTTP2Settings, number>();
+let nextSettingsId = 1;
+
+function settingsId(settings: HTTP2Settings): number {
+  let id = settingsIds.get(settings);
+  if (id === undefined) {
+    id = nextSettingsId++;
+    settingsIds.set(settings, id);
+  }
+  return id;
+}
+
+/** An HTTP/2 dial several requests may wait for; it is aborted when the last of them gives up. */
+interface PendingDial {
+  readonly promise: Promise<H2ClientSession | null>;
+  waiters: number;
+  readonly controller: AbortController;
+}
+
+/**
+ * The dial's outcome, or the signal's reason as a `CanceledError` when it aborts first. The dial
+ * goes on for the other requests waiting for it, and stops (closing its socket) when none is left.
+ */
+function waitForDial(pending: PendingDial, signal: AbortSignal | undefined): Promise<H2ClientSession | null> {
+  if (signal === undefined) {
+    pending.waiters++;
+    return pending.promise;
+  }
+  if (signal.aborted) return Promise.reject(canceled(signal.reason));
+  pending.waiters++;
+  return new Promise<H2ClientSession | null>((resolve, reject) => {
+    const onAbort = (): void => {
+      if (--pending.waiters === 0) pending.controller.abort(canceled(signal.reason));
+      reject(canceled(signal.reason));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    pending.promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 function settleWaiter(waiter: Waiter): void {

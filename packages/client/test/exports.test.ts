@@ -5,6 +5,13 @@ test("the public surface of @hyperwire/client", async () => {
   expect(surface).toEqual([
     "Client",
     "ClientStream",
+    "CookieJar",
+    "H2GoAwayError",
+    "H2NegotiationError",
+    "H2StreamResetError",
+    "HTTP2Settings",
+    "RETRY_BUCKET_DEFAULTS",
+    "RetryBucket",
     "TRANSPORT_DEFAULTS",
     "Transport",
     "USER_AGENT",
@@ -15,6 +22,7 @@ test("the public surface of @hyperwire/client", async () => {
     "get",
     "getDefaultClient",
     "head",
+    "isRecoverable",
     "open",
     "options",
     "patch",
@@ -22,5 +30,7 @@ test("the public surface of @hyperwire/client", async () => {
     "put",
     "query",
     "request",
+    "retryAttempts",
+    "sse",
   ]);
 });

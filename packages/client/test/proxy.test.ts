@@ -636,6 +636,7 @@ describe("proxies that fail", () => {
       const started = performance.now();
       const call = client.get(secure ? httpsUrl("/") : httpUrl("/"), {
         connectTimeout: 300,
+        retry: false,
         ...(forward ? { responseHeaderTimeout: 300 } : {}),
       });
       const err = await rejectionOf(call, 5_000);

@@ -27,7 +27,9 @@ describe("each phase fires, labelled", () => {
     const raw = await silent(); // accepts TCP, never speaks TLS
     const client = res.client();
     const t0 = performance.now();
-    const err = await rejectionOf(client.get(`https://127.0.0.1:${raw.port}/`, { connectTimeout: 200 }));
+    const err = await rejectionOf(
+      client.get(`https://127.0.0.1:${raw.port}/`, { connectTimeout: 200, retry: false }),
+    );
     expectTimeout(err, "tls", 200);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(150);
     expect((err as TimeoutError).elapsedMs).toBeGreaterThanOrEqual(150);

@@ -58,7 +58,9 @@ describe("the trace callback", () => {
     await new Promise<void>((r) => s.close(() => r()));
     const client = res.client();
     const events: ClientEvent[] = [];
-    const err = await rejectionOf(client.get(`http://127.0.0.1:${port}/`, { trace: (e) => events.push(e) }));
+    const err = await rejectionOf(
+      client.get(`http://127.0.0.1:${port}/`, { trace: (e) => events.push(e), retry: false }),
+    );
     expect(err).toBeInstanceOf(ConnectError);
     expect(events.map((e) => e.type)).toEqual(["request", "done"]);
     const done = events[1] as DoneEvent;

@@ -1,0 +1,122 @@
+// One measurement in its own process: `node load.mjs <client> <origin> [seconds] [warmup]`. Runs
+// CONCURRENCY (default 100) async loops, each sending one GET /tiny at a time over ONE HTTP/2
+// connection and reading the whole body, for `warmup` s uncounted then `seconds` s counted, and
+// prints {"rps", "cpuRps", "count", "seconds"}. Clients: hyperwire, raw (node:http2 session.request),
+// undici (Client with allowH2).
+import http2 from "node:http2";
+import { performance } from "node:perf_hooks";
+import { tls } from "../../fixtures/tls/index.mjs";
+
+const [clientName, origin, secondsArg = "2", warmupArg = "0.5"] = process.argv.slice(2);
+const SECONDS = Number(secondsArg);
+const WARMUP = Number(warmupArg);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 100);
+const EXPECT = 11;
+const secure = origin.startsWith("https:");
+const url = `${origin}/tiny`;
+
+const CLIENTS = {
+  async hyperwire() {
+    const { Client, Transport } = await import("@hyperwire/client");
+    const client = new Client({ transport: new Transport({ tls: { ca: tls.ca } }) });
+    // TLS: auto (ALPN picks h2); cleartext: h2c with prior knowledge.
+    const options = secure ? undefined : { protocol: "h2" };
+    return {
+      one: () => client.get(url, options).then((res) => res.body.length),
+      close: () => client.close(),
+    };
+  },
+
+  async raw() {
+    const session = http2.connect(origin, secure ? { ca: tls.ca } : {});
+    session.on("error", () => {});
+    const headers = { ":method": "GET", ":path": "/tiny" };
+    const one = () =>
+      new Promise((resolve, reject) => {
+        const req = session.request(headers);
+        const chunks = [];
+        let size = 0;
+        let status = 0;
+        req.on("response", (h) => {
+          status = h[":status"];
+        });
+        req.on("data", (chunk) => {
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        req.on("end", () => {
+          if (status !== 200) reject(new Error(`status ${status}`));
+          else resolve((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).length);
+        });
+        req.on("error", reject);
+      });
+    return { one, close: () => session.close() };
+  },
+
+  async undici() {
+    const { Client } = await import("undici");
+    const client = new Client(origin, {
+      allowH2: true,
+      pipelining: CONCURRENCY,
+      connect: secure ? { ca: tls.ca } : undefined,
+    });
+    return {
+      one: async () => {
+        const { statusCode, body } = await client.request({ method: "GET", path: "/tiny" });
+        const bytes = await body.arrayBuffer();
+        if (statusCode !== 200) throw new Error(`status ${statusCode}`);
+        return bytes.byteLength;
+      },
+      close: () => client.close(),
+    };
+  },
+};
+
+const factory = CLIENTS[clientName];
+if (factory === undefined || origin === undefined) {
+  console.error(`usage: node load.mjs <${Object.keys(CLIENTS).join("|")}> <origin> [seconds] [warmup]`);
+  process.exit(2);
+}
+const { one, close } = await factory();
+
+let measuring = false;
+let stopped = false;
+let count = 0;
+let t0 = 0;
+let t1 = 0;
+let cpu0 = process.cpuUsage();
+let cpu = { user: 0, system: 0 };
+
+async function loop() {
+  while (!stopped) {
+    const size = await one();
+    if (size !== EXPECT) throw new Error(`${clientName}: read ${size} bytes, expected ${EXPECT}`);
+    if (measuring) count++;
+  }
+}
+
+setTimeout(() => {
+  measuring = true;
+  t0 = performance.now();
+  cpu0 = process.cpuUsage();
+  setTimeout(() => {
+    t1 = performance.now();
+    cpu = process.cpuUsage(cpu0);
+    measuring = false;
+    stopped = true;
+  }, SECONDS * 1000);
+}, WARMUP * 1000);
+
+try {
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+} catch (err) {
+  console.error(err);
+  process.exit(1);
+}
+const seconds = (t1 - t0) / 1000;
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+process.stdout.write(
+  `${JSON.stringify({ rps: count / seconds, cpuRps: count / cpuSeconds, count, seconds })}\n`,
+);
+await close();
+process.exit(0);

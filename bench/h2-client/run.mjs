@@ -1,0 +1,88 @@
+// h2-client: 100 concurrent GETs multiplexed on ONE HTTP/2 connection, hyperwire `Client` vs raw
+// node:http2 `session.request` vs undici `Client` with `allowH2`, against a raw node:http2 server
+// (core stream API) in its own process, over h2c (prior knowledge) and TLS (ALPN h2). Every
+// measurement is a fresh process running one client only (load.mjs). Contenders alternate within each
+// cell; the tables show medians and ratios of requests per second and per second of client CPU time.
+// Goal: hyperwire ≥ 0.95× raw. Env: SECONDS (default 2), WARMUP (0.5), ROUNDS (5), CELLS
+// ("h2c,tls"), CLIENTS ("hyperwire,raw,undici"), CONCURRENCY (100).
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { alternate, printTable } from "../lib.mjs";
+
+const here = new URL(".", import.meta.url).pathname;
+const SECONDS = Number(process.env.SECONDS ?? 2);
+const WARMUP = Number(process.env.WARMUP ?? 0.5);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 100);
+const CELLS = (process.env.CELLS ?? "h2c,tls").split(",");
+const CLIENTS = (process.env.CLIENTS ?? "hyperwire,raw,undici").split(",");
+const CELL_NAMES = { h2c: "GET 11 B, h2c", tls: "GET 11 B, TLS" };
+const run = promisify(execFile);
+
+async function startServer(mode) {
+  const child = spawn(process.execPath, [`${here}server.mjs`, mode], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const [line] = await once(createInterface({ input: child.stdout }), "line");
+  return { child, origin: `${mode === "tls" ? "https" : "http"}://127.0.0.1:${Number(line)}` };
+}
+
+/** One measurement in a fresh process: req/s; records req per CPU-second. A client that fails counts 0. */
+async function measure(origin, client, extra) {
+  try {
+    const { stdout } = await run(process.execPath, [`${here}load.mjs`, client, origin, SECONDS, WARMUP], {
+      env: { ...process.env, CONCURRENCY: String(CONCURRENCY) },
+    });
+    const { rps, cpuRps } = JSON.parse(stdout);
+    extra?.cpuRps.push(cpuRps);
+    return rps;
+  } catch (err) {
+    extra?.failures.push(
+      String(err.stderr ?? err.message)
+        .split("\n")
+        .find((l) => l.trim()) ?? "failed",
+    );
+    extra?.cpuRps.push(0);
+    return 0;
+  }
+}
+
+function undiciVersion() {
+  const require = createRequire(import.meta.url);
+  return JSON.parse(readFileSync(require.resolve("undici/package.json"), "utf8")).version;
+}
+
+const rows = [];
+const cpuRows = [];
+const notes = [];
+for (const cell of CELLS) {
+  const { child, origin } = await startServer(cell);
+  try {
+    // Warm the server up (JIT) before anything is counted.
+    await measure(origin, "raw");
+    const extra = Object.fromEntries(CLIENTS.map((c) => [c, { cpuRps: [], failures: [] }]));
+    const contenders = Object.fromEntries(CLIENTS.map((c) => [c, () => measure(origin, c, extra[c])]));
+    const results = await alternate(contenders, ROUNDS);
+    const label = CELL_NAMES[cell] ?? cell;
+    rows.push({ name: label, results });
+    cpuRows.push({ name: label, results: Object.fromEntries(CLIENTS.map((c) => [c, extra[c].cpuRps])) });
+    const range = (xs) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
+    notes.push(`${label}: ${CLIENTS.map((c) => `${c} ${range(results[c])}`).join(", ")}`);
+    for (const c of CLIENTS) {
+      if (extra[c].failures.length > 0) notes.push(`${label}: ${c} failed: ${extra[c].failures[0]}`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+  }
+}
+const setup =
+  `${CONCURRENCY} in flight on one connection, ${SECONDS} s after ${WARMUP} s warm-up × ${ROUNDS} rounds (median), ` +
+  `Node ${process.version}, undici ${undiciVersion()}, ${os.cpus().length} cores`;
+printTable(`h2-client: requests/s, ${setup}`, "req/s", rows);
+printTable("h2-client: requests per second of client CPU time (user + system)", "req/CPU-s", cpuRows);
+console.log(`Lowest–highest req/s and failures: ${notes.join("; ")}\n`);
