@@ -15,5 +15,7 @@ test("the README demo runs, and every exchange behaves as it says", async () => 
   expect(stdout).toContain("demo: every exchange behaved as expected");
   expect(stdout).toContain("TimeoutError(readIdle)");
   expect(stdout).toContain("StatusError(404)");
+  expect(stdout).toMatch(/HTTP\/2/);
+  expect(stdout).toContain("WebSocket wss://");
   expect(code).toBe(0);
 }, 40_000);
