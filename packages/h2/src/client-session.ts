@@ -88,8 +88,11 @@ export class H2ClientSession {
   }
 
   /** @internal Made by {@link connectH2Session}. */
-  constructor(session: http2.ClientHttp2Session) {
+  constructor(session: http2.ClientHttp2Session, socket: net.Socket) {
     this.session = session;
+    // A session node closes gracefully only ends its side of the socket (and it is unref'ed while
+    // idle); the socket itself must go when the session does, or the peer keeps it open.
+    session.once("close", () => socket.destroy());
     session.on("remoteSettings", (s: http2.Settings) => {
       if (s.maxConcurrentStreams !== undefined) this.maxStreams = s.maxConcurrentStreams;
     });
@@ -273,7 +276,7 @@ export function connectH2Session(options: H2ConnectOptions): Promise<H2ClientSes
       },
       maxHeaderListPairs: H2_CLIENT_DEFAULTS.maxHeaderListPairs,
     });
-    const h2 = new H2ClientSession(session);
+    const h2 = new H2ClientSession(session, socket);
     let timer: NodeJS.Timeout | undefined;
     const signal = options.signal;
     const cleanup = (): void => {
