@@ -55,6 +55,25 @@ export interface RouteMatch<H extends RouteHandler = RequestHandler> {
  */
 export const MAX_ROUTE_SEGMENTS = 1024;
 
+/**
+ * A function that reads a route's variables out of a matched target into an object literal with the
+ * route's names as keys. A literal of fixed keys is a fast-properties object, where adding the keys
+ * one by one made a dictionary per match (the difference is about a tenth of a param lookup). The
+ * names are checked identifiers (never `__proto__`) and are written as JSON string literals.
+ */
+function paramsFactory(
+  positions: readonly number[],
+  names: readonly string[],
+): (target: string, bounds: Int32Array) => Record<string, string> {
+  const fields = positions.map(
+    (p, k) => `${JSON.stringify(names[k])}: target.slice(bounds[${p * 2}], bounds[${p * 2 + 1}])`,
+  );
+  return new Function("target", "bounds", `return { ${fields.join(", ")} };`) as (
+    target: string,
+    bounds: Int32Array,
+  ) => Record<string, string>;
+}
+
 /** One registered method + pattern. */
 class Leaf<H extends RouteHandler> {
   readonly method: string;
@@ -73,18 +92,16 @@ class Leaf<H extends RouteHandler> {
     this.positions = positions;
     this.names = names;
     this.fixed = positions.length === 0 ? Object.freeze({ handler, route, params: undefined }) : undefined;
+    this.#params = positions.length === 0 ? undefined : paramsFactory(positions, names);
   }
+
+  /** Builds this route's params object: one literal, so every match of the route shares a shape. */
+  readonly #params: ((target: string, bounds: Int32Array) => Record<string, string>) | undefined;
 
   /** The match for `target`, whose segment bounds the last {@link find} left in `BOUNDS`. */
   matchIn(target: string): RouteMatch<H> {
     if (this.fixed !== undefined) return this.fixed;
-    const params: Record<string, string> = {};
-    const { positions, names } = this;
-    for (let k = 0; k < positions.length; k++) {
-      const at = positions[k]! * 2;
-      params[names[k]!] = target.slice(BOUNDS[at]!, BOUNDS[at + 1]!);
-    }
-    return { handler: this.handler, route: this.route, params };
+    return { handler: this.handler, route: this.route, params: this.#params!(target, BOUNDS) };
   }
 }
 
