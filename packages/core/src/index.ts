@@ -1,6 +1,15 @@
 // The public surface of @hyperwire/core. Re-exports only; nothing is defined here.
 export { RequestContext, type RequestContextOptions } from "./context.js";
 export {
+  addCookie,
+  Cookie,
+  type CookieInit,
+  type CookieSameSite,
+  cookies,
+  stringifyCookie,
+  stringifyCookies,
+} from "./cookies.js";
+export {
   AddressInUseError,
   ArgumentError,
   CanceledError,

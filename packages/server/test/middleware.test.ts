@@ -258,7 +258,7 @@ describe("cookies", () => {
     ]);
   });
 
-  test("malformed pairs are skipped, never thrown", async () => {
+  test("malformed pairs are skipped, never thrown; a bare name is a cookie with an empty value", async () => {
     const s = await start(echo);
     const garbage = [
       "ok=1",
@@ -279,6 +279,8 @@ describe("cookies", () => {
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body.toString())).toEqual([
       { name: "ok", value: "1" },
+      // As Go and HTTP.jl read it (core's cookies(req) does the parsing).
+      { name: "noequals", value: "" },
       // Whitespace around the name is trimmed (as Go and browsers do).
       { name: "tab", value: "x" },
       { name: "last", value: "fine" },
