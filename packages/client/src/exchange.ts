@@ -1,121 +1,45 @@
-// One attempt of one request on one pooled connection: the undici dispatch handler, the per-phase
-// timers, cancellation, and the three ways a response body is taken (buffered, into a Writable, pulled).
+// One attempt of one request on one pooled connection: the undici dispatch handler, the HTTP/1.1
+// `Expect: 100-continue` path, and how undici's errors map to ours. Taking the body, the waiters and
+// the per-phase timers are the shared `AttemptBase`.
 import { once } from "node:events";
 import http from "node:http";
 import type { Writable } from "node:stream";
 import {
   ArgumentError,
-  CanceledError,
   ClosedError,
-  Deadline,
   Headers,
   HTTPError,
-  IdleTimer,
+  type IdleTimer,
   ParseError,
   ProtocolError,
   type ResolvedTimeouts,
   TimeoutError,
 } from "@hyperwire/core";
+import { AttemptBase, type BodyMode, type ExchangeRequest, type ResponseHead } from "./attempt.js";
 import type { Connection, Transport } from "./transport.js";
 
-/**
- * How the response body is taken: `buffer` collects it into one `Uint8Array`; `writable` writes it
- * to a `Writable` as it arrives and `pull` queues it for `read()`, both pausing the socket under
- * back-pressure.
- */
-export type BodyMode = "buffer" | "writable" | "pull";
-
-/** The parts of a request an exchange sends. */
-export interface ExchangeRequest {
-  method: string;
-  /** Origin-form target (`/path?query`). */
-  path: string;
-  /** Flat `[name, value, ...]`, already validated. */
-  headers: string[];
-  body: Uint8Array | AsyncIterable<Uint8Array> | null;
-}
-
-/** The head of a response, as it arrived. */
-export interface ResponseHead {
-  status: number;
-  reason: string;
-  headers: Headers;
-  /** The HTTP version; absent means `"1.1"`. */
-  version?: "2";
-}
-
-/**
- * One attempt of one request, as the pipeline (`request.ts`, `stream.ts`) sees it: an HTTP/1.1
- * {@link Exchange} or an HTTP/2 stream (`H2Exchange`).
- */
-export interface Attempt {
-  /** The wire protocol of this attempt. */
-  readonly protocol: "h1" | "h2";
-  /** The head, once it arrived. */
-  readonly head: ResponseHead | undefined;
-  readonly trailers: Headers | undefined;
-  /** True once any byte of a final response head arrived. */
-  readonly responded: boolean;
-  /** The failure came from a reused HTTP/1.1 connection closing before any response: safe to retry once. */
-  readonly stale: boolean;
-  /** True when the attempt runs on a connection that served an exchange before. */
-  readonly reused: boolean;
-  /** True when the whole response arrived (its body may still sit unread in the pull queue). */
-  readonly finished: boolean;
-  /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
-  done(): Promise<Uint8Array>;
-  /** Resolves with the response head. */
-  headReceived(): Promise<ResponseHead>;
-  /** Pull mode: the next chunk, or `null` at the end. */
-  read(): Promise<Uint8Array | null>;
-  /** Aborts the attempt with `err` (timeouts, cancellation, an unread body). */
-  fail(err: HTTPError): void;
-}
-
-const EMPTY = new Uint8Array(0);
-/** Pull mode: stop reading from the socket once this much is queued and unread. */
-const PULL_HIGH_WATER = 256 * 1024;
-
-type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
+export type { Attempt, BodyMode, ExchangeRequest, ResponseHead } from "./attempt.js";
 
 /**
  * Drives one exchange through undici's (legacy, unwrapped) dispatch handler interface. Every
  * outcome settles exactly once; every timer it started is stopped; the connection is released
  * exactly once (reusable only after a complete response).
+ *
+ * ```ts
+ * const exchange = new Exchange(transport, conn, timeouts, "buffer", undefined, undefined);
+ * exchange.start({ method: "GET", path: "/", headers: ["Host", "example.com"], body: null });
+ * const body = await exchange.done();
+ * ```
  */
-export class Exchange implements Attempt {
+export class Exchange extends AttemptBase {
   readonly conn: Connection;
   readonly #transport: Transport;
-  readonly #timeouts: ResolvedTimeouts;
-  readonly #mode: BodyMode;
-  readonly #sink: Writable | undefined;
   #abort: ((err: Error) => void) | undefined;
-  #error: HTTPError | undefined;
+  #resume: (() => void) | undefined;
   #released = false;
   #oneShot = false;
-  #finished = false;
-
-  /** The head, once it arrived. */
-  head: ResponseHead | undefined;
-  trailers: Headers | undefined;
-  /** True once any byte of a final response head arrived. */
-  responded = false;
   /** The failure came from a reused connection closing before any response: safe to retry once. */
-  stale = false;
-
-  #chunks: Uint8Array[] = [];
-  #size = 0;
-  #resume: (() => void) | undefined;
-  #paused = false;
-  #headWaiter: Resolver<ResponseHead> | undefined;
-  #doneWaiter: Resolver<Uint8Array> | undefined;
-  #donePromise: Promise<Uint8Array> | undefined;
-  #readWaiter: Resolver<Uint8Array | null> | undefined;
-  #onHead: ((head: ResponseHead) => void) | undefined;
-
-  #headTimer: Deadline | undefined;
-  #readIdle: IdleTimer | undefined;
-  #writeIdle: IdleTimer | undefined;
+  override stale = false;
 
   constructor(
     transport: Transport,
@@ -125,20 +49,18 @@ export class Exchange implements Attempt {
     sink: Writable | undefined,
     onHead: ((head: ResponseHead) => void) | undefined,
   ) {
+    super(timeouts, mode, sink, onHead);
     this.#transport = transport;
     this.conn = conn;
-    this.#timeouts = timeouts;
-    this.#mode = mode;
-    this.#sink = sink;
-    this.#onHead = onHead;
   }
 
   /** Sends the request. The outcome arrives through {@link done} / {@link headReceived}. */
   start(req: ExchangeRequest): void {
-    this.#watchSinkFailure();
+    this.watchSink();
     let body = req.body;
-    if (body !== null && !(body instanceof Uint8Array) && this.#watchWrites()) {
-      body = watchWrites(body, this.#writeIdle!);
+    if (body !== null && !(body instanceof Uint8Array)) {
+      const idle = this.startWriteIdle();
+      if (idle !== undefined) body = watchWrites(body, idle);
     }
     this.conn.engine.dispatch(
       // undici streams any async iterable; its type lists only Readable.
@@ -154,135 +76,33 @@ export class Exchange implements Attempt {
     );
   }
 
-  // The caller's responseStream can fail or be destroyed under us: the exchange must fail, not wait
-  // for a 'drain' that never comes.
-  #watchingSink = false;
-  readonly #onSinkDrain = (): void => this.#unpause();
-  readonly #onSinkFailure = (): void => this.#sinkGone();
-
-  #watchSinkFailure(): void {
-    const sink = this.#sink;
-    if (sink === undefined) return;
-    sink.on("error", this.#onSinkFailure);
-    sink.on("close", this.#onSinkFailure);
-  }
-
-  #unwatchSink(): void {
-    const sink = this.#sink;
-    if (sink === undefined) return;
-    sink.removeListener("error", this.#onSinkFailure);
-    sink.removeListener("close", this.#onSinkFailure);
-    sink.removeListener("drain", this.#onSinkDrain);
-  }
-
-  #sinkGone(): void {
-    this.fail(this.#sinkError());
-  }
-
-  #sinkError(): CanceledError {
-    const sink = this.#sink!;
-    const why = sink.errored ? `: ${sink.errored.message}` : " (it was destroyed or ended)";
-    return new CanceledError(
-      `the responseStream failed${why}; the response was abandoned and its connection closed`,
-      {
-        cause: sink.errored ?? undefined,
-      },
-    );
-  }
-
-  /** Starts the (paused) write-idle timer when `writeIdleTimeout` is set. */
-  #watchWrites(): boolean {
-    if (this.#timeouts.writeIdleTimeout === 0) return false;
-    this.#writeIdle = new IdleTimer(this.#timeouts.writeIdleTimeout, "writeIdle", (e) => this.fail(e));
-    this.#writeIdle.pause();
-    return true;
-  }
-
-  /**
-   * Resolves with the buffered body (empty in Writable and Pull modes) once the response completed.
-   * Every call returns the same promise.
-   */
-  done(): Promise<Uint8Array> {
-    if (this.#donePromise === undefined) {
-      this.#donePromise = new Promise<Uint8Array>((resolve, reject) => {
-        if (this.#error) reject(this.#error);
-        else if (this.#finished) resolve(this.#takeBuffered());
-        else this.#doneWaiter = { resolve, reject };
-      });
-    }
-    return this.#donePromise;
-  }
-
-  /** Resolves with the response head. */
-  headReceived(): Promise<ResponseHead> {
-    return new Promise<ResponseHead>((resolve, reject) => {
-      if (this.head) resolve(this.head);
-      else if (this.#error) reject(this.#error);
-      else this.#headWaiter = { resolve, reject };
-    });
-  }
-
-  /** Pull mode: the next chunk, or `null` at the end. */
-  read(): Promise<Uint8Array | null> {
-    if (this.#chunks.length > 0) {
-      const chunk = this.#chunks.shift()!;
-      this.#size -= chunk.byteLength;
-      if (this.#paused && this.#size < PULL_HIGH_WATER) this.#unpause();
-      return Promise.resolve(chunk);
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#finished) return Promise.resolve(null);
-    this.#readIdle?.touch();
-    return new Promise<Uint8Array | null>((resolve, reject) => {
-      this.#readWaiter = { resolve, reject };
-    });
-  }
-
-  /** True when the whole response arrived (its body may still sit unread in the pull queue). */
-  get finished(): boolean {
-    return this.#finished;
-  }
-
   /** Always `"h1"` (a prototype getter: no per-exchange field). */
-  get protocol(): "h1" {
+  override get protocol(): "h1" {
     return "h1";
   }
 
   /** True on a keep-alive connection that served an exchange before. */
-  get reused(): boolean {
+  override get reused(): boolean {
     return this.conn.served > 0;
   }
 
-  /** Aborts the exchange with `err` (timeouts, cancellation, an unread body). The socket is closed. */
-  fail(err: HTTPError): void {
-    if (this.#finished || this.#error) return;
-    if (this.#abort) this.#abort(err);
-    else this.#settleError(err);
-  }
-
-  // ---- undici's dispatch handler (legacy interface) ----
+  // ---- undici's dispatch handler (legacy interface); onData is AttemptBase's ----
 
   onConnect(abort: (err: Error) => void): void {
     this.#abort = abort;
     // Failed while the request sat in the engine's queue: stop it before it is written.
-    if (this.#error) abort(this.#error);
+    if (this.error) abort(this.error);
   }
 
   onRequestSent(): void {
-    this.#writeIdle?.cancel();
+    this.writeIdle?.cancel();
     if (this.responded) return;
-    const t = this.#timeouts;
-    if (t.responseHeaderTimeout > 0) {
-      this.#headTimer = new Deadline(t.responseHeaderTimeout, "responseHeader", (e) => this.fail(e));
-    }
-    if (t.readIdleTimeout > 0) {
-      this.#readIdle = new IdleTimer(t.readIdleTimeout, "readIdle", (e) => this.fail(e));
-    }
+    this.startResponseTimers();
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200) {
-      this.#readIdle?.touch();
+      this.readIdle?.touch();
       return true;
     }
     const flat: string[] = new Array(raw.length);
@@ -294,16 +114,7 @@ export class Exchange implements Attempt {
   #acceptHead(status: number, flat: string[], reason: string, resume: () => void): void {
     this.responded = true;
     this.#resume = resume;
-    this.#headTimer?.cancel();
-    this.#readIdle?.touch();
-    const head: ResponseHead = { status, reason, headers: Headers.fromTrusted(flat) };
-    this.head = head;
-    this.#onHead?.(head);
-    const w = this.#headWaiter;
-    if (w) {
-      this.#headWaiter = undefined;
-      w.resolve(head);
-    }
+    this.acceptHead({ status, reason, headers: Headers.fromTrusted(flat) });
   }
 
   /**
@@ -314,8 +125,8 @@ export class Exchange implements Attempt {
    */
   startExpectContinue(req: ExchangeRequest, host: string): void {
     this.#oneShot = true;
-    this.#watchSinkFailure();
-    this.#watchWrites();
+    this.watchSink();
+    this.startWriteIdle();
     const pairs: [string, string][] = [];
     let hasHost = false;
     let hasLength = false;
@@ -348,10 +159,10 @@ export class Exchange implements Attempt {
     let bodySent = false;
     let continueTimer: NodeJS.Timeout | undefined;
     const sendBody = (): void => {
-      if (bodySent || this.responded || this.#error) return;
+      if (bodySent || this.responded || this.error) return;
       bodySent = true;
       if (continueTimer !== undefined) clearTimeout(continueTimer);
-      writeAll(out, body, this.#writeIdle).then(
+      writeAll(out, body, this.writeIdle).then(
         () => this.onRequestSent(),
         (e: unknown) =>
           this.fail(
@@ -362,7 +173,7 @@ export class Exchange implements Attempt {
       );
     };
     out.on("continue", sendBody);
-    const wait = this.#timeouts.expectContinueTimeout;
+    const wait = this.timeouts.expectContinueTimeout;
     if (wait > 0) {
       continueTimer = setTimeout(sendBody, wait);
       continueTimer.unref();
@@ -384,130 +195,57 @@ export class Exchange implements Attempt {
     out.flushHeaders();
   }
 
-  onData(chunk: Buffer): boolean {
-    this.#readIdle?.touch();
-    switch (this.#mode) {
-      case "buffer":
-        this.#chunks.push(chunk);
-        this.#size += chunk.byteLength;
-        return true;
-      case "writable": {
-        const sink = this.#sink!;
-        if (sink.destroyed || sink.writableEnded) {
-          this.#sinkGone();
-          return false;
-        }
-        if (sink.write(chunk)) return true;
-        this.#pause();
-        if (!this.#watchingSink) {
-          this.#watchingSink = true;
-          sink.on("drain", this.#onSinkDrain);
-        }
-        return false;
-      }
-      default: {
-        const w = this.#readWaiter;
-        if (w) {
-          this.#readWaiter = undefined;
-          w.resolve(chunk);
-          return true;
-        }
-        this.#chunks.push(chunk);
-        this.#size += chunk.byteLength;
-        if (this.#size < PULL_HIGH_WATER) return true;
-        this.#pause();
-        return false;
-      }
-    }
-  }
-
   onComplete(rawTrailers: Buffer[] | null): void {
-    if (this.#error) return;
-    if (this.#sink !== undefined && (this.#sink.errored || this.#sink.destroyed)) {
-      // The engine is done with this request: settle here, an abort would not reach onError.
-      this.#settleError(this.#sinkError());
-      return;
-    }
-    this.#finished = true;
-    this.#unwatchSink();
-    this.#stopTimers();
+    if (this.error) return;
+    if (!this.complete()) return;
     if (rawTrailers && rawTrailers.length > 0) {
       const flat = rawTrailers.map((b) => b.toString("latin1"));
       this.trailers = Headers.fromTrusted(flat);
     }
     const closing = this.head !== undefined && this.head.headers.get("connection")?.toLowerCase() === "close";
     this.#release(!closing && !this.#oneShot);
-    const r = this.#readWaiter;
-    if (r) {
-      this.#readWaiter = undefined;
-      r.resolve(null);
-    }
-    const d = this.#doneWaiter;
-    if (d) {
-      this.#doneWaiter = undefined;
-      d.resolve(this.#takeBuffered());
-    }
+    this.wakeAtEnd();
   }
 
   onError(err: Error): void {
-    this.#settleError(this.#mapError(err));
+    this.settleError(this.#mapError(err));
   }
 
   onBodySent(): void {}
 
   onUpgrade(): void {
-    this.#settleError(new ProtocolError("the server switched protocols on a plain request"));
+    this.settleError(new ProtocolError("the server switched protocols on a plain request"));
+  }
+
+  // ---- AttemptBase's hooks ----
+
+  /** Nothing to do: undici pauses the socket itself when `onData` returns false. */
+  protected override pauseSource(): void {}
+
+  protected override resumeSource(): void {
+    this.#resume?.();
+  }
+
+  /** Through undici once it took the request (it calls `onError` back); before that, settle here. */
+  protected override abortRequest(err: HTTPError): void {
+    if (this.#abort) this.#abort(err);
+    else this.settleError(err);
+  }
+
+  protected override abandon(): void {
+    this.#release(false);
+  }
+
+  protected override get abandonedNote(): string {
+    return "its connection closed";
   }
 
   // ---- internals ----
-
-  #takeBuffered(): Uint8Array {
-    if (this.#mode !== "buffer") return EMPTY;
-    const chunks = this.#chunks;
-    this.#chunks = [];
-    if (chunks.length === 0) return EMPTY;
-    if (chunks.length === 1) return chunks[0]!;
-    return Buffer.concat(chunks, this.#size);
-  }
-
-  #settleError(err: HTTPError): void {
-    if (this.#error || this.#finished) return;
-    this.#error = err;
-    this.#unwatchSink();
-    this.#stopTimers();
-    this.#release(false);
-    this.#chunks = [];
-    const h = this.#headWaiter;
-    const d = this.#doneWaiter;
-    const r = this.#readWaiter;
-    this.#headWaiter = this.#doneWaiter = this.#readWaiter = undefined;
-    h?.reject(err);
-    d?.reject(err);
-    r?.reject(err);
-  }
 
   #release(reusable: boolean): void {
     if (this.#released) return;
     this.#released = true;
     this.#transport.release(this.conn, reusable);
-  }
-
-  #stopTimers(): void {
-    this.#headTimer?.cancel();
-    this.#readIdle?.cancel();
-    this.#writeIdle?.cancel();
-  }
-
-  #pause(): void {
-    this.#paused = true;
-    // The consumer, not the peer, is slow: silence on the socket is not the server's fault.
-    this.#readIdle?.pause();
-  }
-
-  #unpause(): void {
-    this.#paused = false;
-    this.#readIdle?.touch();
-    this.#resume?.();
   }
 
   #mapError(err: Error): HTTPError {

@@ -4,23 +4,17 @@
 import http2 from "node:http2";
 import type { Writable } from "node:stream";
 import {
-  CanceledError,
-  Deadline,
   Headers,
   HTTPError,
-  IdleTimer,
   ParseError,
   ProtocolError,
   type ResolvedTimeouts,
   statusText,
 } from "@hyperwire/core";
 import type { H2ClientSession } from "@hyperwire/h2";
-import type { Attempt, BodyMode, ExchangeRequest, ResponseHead } from "./exchange.js";
+import { AttemptBase, type BodyMode, type ExchangeRequest, type ResponseHead } from "./attempt.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_PROTOCOL_ERROR } = http2.constants;
-const EMPTY = new Uint8Array(0);
-/** Pull mode: stop taking DATA (and so stop granting flow-control window) once this much is unread. */
-const PULL_HIGH_WATER = 256 * 1024;
 
 /** Request headers HTTP/2 forbids (RFC 9113 §8.2.2); `Host` becomes `:authority`. */
 const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
@@ -31,8 +25,6 @@ const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   "upgrade",
   "http2-settings",
 ]);
-
-type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
 
 /** The exchange a stream's events go to (one shared set of listeners instead of closures per stream). */
 const kExchange = Symbol("hyperwire.h2exchange");
@@ -45,7 +37,7 @@ function onInformational(this: OwnedStream): void {
   this[kExchange].onInformational();
 }
 function onData(this: OwnedStream, chunk: Buffer): void {
-  this[kExchange].onData(chunk);
+  this[kExchange].onStreamData(chunk);
 }
 function onTrailers(this: OwnedStream, _h: http2.IncomingHttpHeaders, _f: number, raw: string[]): void {
   this[kExchange].onTrailers(raw);
@@ -62,36 +54,22 @@ function onClose(this: OwnedStream): void {
 
 /**
  * Drives one request on an HTTP/2 stream. Every outcome settles exactly once; every timer it started
- * is stopped; a failed or abandoned attempt resets its stream with CANCEL.
+ * is stopped; a failed or abandoned attempt resets its stream with CANCEL. Taking the body, the
+ * waiters and the per-phase timers are the shared `AttemptBase`.
+ *
+ * ```ts
+ * const exchange = new H2Exchange(session, timeouts, "buffer", undefined, undefined);
+ * exchange.start({ method: "GET", path: "/", headers: [], body: null }, "example.com", "https", false);
+ * const body = await exchange.done();
+ * ```
  */
-export class H2Exchange implements Attempt {
+export class H2Exchange extends AttemptBase {
   readonly session: H2ClientSession;
-  readonly #timeouts: ResolvedTimeouts;
-  readonly #mode: BodyMode;
-  readonly #sink: Writable | undefined;
-  readonly #onHead: ((head: ResponseHead) => void) | undefined;
   #stream: http2.ClientHttp2Stream | undefined;
-  #error: HTTPError | undefined;
-  #finished = false;
   /** The request body is fully handed to the stream (or there is none). */
   #uploaded = false;
-
-  head: ResponseHead | undefined;
-  trailers: Headers | undefined;
-  responded = false;
-
-  #chunks: Uint8Array[] = [];
-  #size = 0;
+  /** Response body bytes received, to tell a short body from a complete one. */
   #received = 0;
-  #paused = false;
-  #headWaiter: Resolver<ResponseHead> | undefined;
-  #doneWaiter: Resolver<Uint8Array> | undefined;
-  #donePromise: Promise<Uint8Array> | undefined;
-  #readWaiter: Resolver<Uint8Array | null> | undefined;
-
-  #headTimer: Deadline | undefined;
-  #readIdle: IdleTimer | undefined;
-  #writeIdle: IdleTimer | undefined;
   #continueTimer: NodeJS.Timeout | undefined;
   #sendBody: (() => void) | undefined;
 
@@ -102,29 +80,22 @@ export class H2Exchange implements Attempt {
     sink: Writable | undefined,
     onHead: ((head: ResponseHead) => void) | undefined,
   ) {
+    super(timeouts, mode, sink, onHead);
     this.session = session;
-    this.#timeouts = timeouts;
-    this.#mode = mode;
-    this.#sink = sink;
-    this.#onHead = onHead;
   }
 
-  get protocol(): "h2" {
+  override get protocol(): "h2" {
     return "h2";
   }
 
   /** Never: HTTP/2 failures before processing are told by `H2GoAwayError`/`H2StreamResetError`. */
-  get stale(): boolean {
+  override get stale(): boolean {
     return false;
   }
 
   /** Sessions are shared, not reused one exchange after another. */
-  get reused(): boolean {
+  override get reused(): boolean {
     return false;
-  }
-
-  get finished(): boolean {
-    return this.#finished;
   }
 
   /**
@@ -132,14 +103,14 @@ export class H2Exchange implements Attempt {
    * `expectContinue` the body waits for `100 Continue` (or `expectContinueTimeout`).
    */
   start(req: ExchangeRequest, authority: string, scheme: "http" | "https", expectContinue: boolean): void {
-    this.#watchSinkFailure();
+    this.watchSink();
     const body = req.body;
     const headers = h2Headers(req, authority, scheme);
     let stream: http2.ClientHttp2Stream;
     try {
       stream = this.session.request(headers, body === null);
     } catch (e) {
-      this.#settleError(e instanceof HTTPError ? e : this.session.streamError(undefined, e));
+      this.settleError(e instanceof HTTPError ? e : this.session.streamError(undefined, e));
       return;
     }
     this.#stream = stream;
@@ -161,11 +132,11 @@ export class H2Exchange implements Attempt {
         if (this.#sendBody === undefined) return;
         this.#sendBody = undefined;
         if (this.#continueTimer !== undefined) clearTimeout(this.#continueTimer);
-        if (!this.responded && this.#error === undefined) this.#writeBody(stream, body);
+        if (!this.responded && this.error === undefined) this.#writeBody(stream, body);
       };
       this.#sendBody = send;
       stream.once("continue", send);
-      const wait = this.#timeouts.expectContinueTimeout;
+      const wait = this.timeouts.expectContinueTimeout;
       if (wait > 0) {
         this.#continueTimer = setTimeout(send, wait);
         this.#continueTimer.unref();
@@ -178,7 +149,7 @@ export class H2Exchange implements Attempt {
   #writeBody(stream: http2.ClientHttp2Stream, body: Uint8Array | AsyncIterable<Uint8Array>): void {
     if (body instanceof Uint8Array) {
       this.#uploaded = true;
-      if (this.#timeouts.responseHeaderTimeout > 0 || this.#timeouts.readIdleTimeout > 0) {
+      if (this.timeouts.responseHeaderTimeout > 0 || this.timeouts.readIdleTimeout > 0) {
         stream.end(body, () => this.#requestSent());
       } else stream.end(body);
       return;
@@ -186,7 +157,7 @@ export class H2Exchange implements Attempt {
     this.#pump(stream, body).then(
       () => {
         this.#uploaded = true;
-        if (this.#error !== undefined || this.#finished) return;
+        if (this.error !== undefined || this.finished) return;
         stream.end(() => this.#requestSent());
       },
       (e: unknown) => {
@@ -203,13 +174,10 @@ export class H2Exchange implements Attempt {
 
   /** Writes a streamed body with back-pressure; stops early when the exchange ended (a complete early response). */
   async #pump(stream: http2.ClientHttp2Stream, body: AsyncIterable<Uint8Array>): Promise<void> {
-    const t = this.#timeouts.writeIdleTimeout;
-    const idle = t > 0 ? new IdleTimer(t, "writeIdle", (e) => this.fail(e)) : undefined;
-    this.#writeIdle = idle;
-    idle?.pause();
+    const idle = this.startWriteIdle();
     try {
       for await (const chunk of body) {
-        if (this.#error !== undefined || this.#finished || stream.destroyed) return;
+        if (this.error !== undefined || this.finished || stream.destroyed) return;
         idle?.touch();
         if (!stream.write(chunk)) await drainOrClose(stream);
         idle?.pause();
@@ -221,68 +189,20 @@ export class H2Exchange implements Attempt {
 
   /** The request is out: the response timers start. */
   #requestSent(): void {
-    if (this.responded || this.#error !== undefined) return;
-    const t = this.#timeouts;
-    if (t.responseHeaderTimeout > 0) {
-      this.#headTimer = new Deadline(t.responseHeaderTimeout, "responseHeader", (e) => this.fail(e));
-    }
-    if (t.readIdleTimeout > 0) {
-      this.#readIdle = new IdleTimer(t.readIdleTimeout, "readIdle", (e) => this.fail(e));
-    }
-  }
-
-  // ---- what the pipeline uses ----
-
-  done(): Promise<Uint8Array> {
-    if (this.#donePromise === undefined) {
-      this.#donePromise = new Promise<Uint8Array>((resolve, reject) => {
-        if (this.#error) reject(this.#error);
-        else if (this.#finished) resolve(this.#takeBuffered());
-        else this.#doneWaiter = { resolve, reject };
-      });
-    }
-    return this.#donePromise;
-  }
-
-  headReceived(): Promise<ResponseHead> {
-    return new Promise<ResponseHead>((resolve, reject) => {
-      if (this.head) resolve(this.head);
-      else if (this.#error) reject(this.#error);
-      else this.#headWaiter = { resolve, reject };
-    });
-  }
-
-  read(): Promise<Uint8Array | null> {
-    if (this.#chunks.length > 0) {
-      const chunk = this.#chunks.shift()!;
-      this.#size -= chunk.byteLength;
-      if (this.#paused && this.#size < PULL_HIGH_WATER) this.#unpause();
-      return Promise.resolve(chunk);
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#finished) return Promise.resolve(null);
-    this.#readIdle?.touch();
-    return new Promise<Uint8Array | null>((resolve, reject) => {
-      this.#readWaiter = { resolve, reject };
-    });
-  }
-
-  /** Ends the attempt with `err`: the stream is reset with CANCEL; the session goes on. */
-  fail(err: HTTPError): void {
-    if (this.#finished || this.#error) return;
-    this.#settleError(err);
+    if (this.responded || this.error !== undefined) return;
+    this.startResponseTimers();
   }
 
   // ---- stream events (called by the shared listeners above) ----
 
   /** @internal */
   onInformational(): void {
-    this.#readIdle?.touch();
+    this.readIdle?.touch();
   }
 
   /** @internal */
   onResponse(raw: string[]): void {
-    if (this.#error !== undefined) return;
+    if (this.error !== undefined) return;
     let status = 0;
     const flat: string[] = [];
     for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -299,57 +219,19 @@ export class H2Exchange implements Attempt {
       this.#sendBody = undefined;
       if (this.#continueTimer !== undefined) clearTimeout(this.#continueTimer);
     }
-    this.#headTimer?.cancel();
-    this.#readIdle?.touch();
-    const head: ResponseHead = {
+    this.acceptHead({
       status,
       reason: statusText(status),
       headers: Headers.fromTrusted(flat),
       version: "2",
-    };
-    this.head = head;
-    this.#onHead?.(head);
-    const w = this.#headWaiter;
-    if (w) {
-      this.#headWaiter = undefined;
-      w.resolve(head);
-    }
+    });
   }
 
-  /** @internal */
-  onData(chunk: Buffer): void {
-    if (this.#error !== undefined) return;
-    this.#readIdle?.touch();
+  /** @internal A DATA chunk; one that arrives after the attempt failed (the reset is on its way) is dropped. */
+  onStreamData(chunk: Buffer): void {
+    if (this.error !== undefined) return;
     this.#received += chunk.byteLength;
-    switch (this.#mode) {
-      case "buffer":
-        this.#chunks.push(chunk);
-        this.#size += chunk.byteLength;
-        return;
-      case "writable": {
-        const sink = this.#sink!;
-        if (sink.destroyed || sink.writableEnded) {
-          this.#sinkGone();
-          return;
-        }
-        if (!sink.write(chunk) && !this.#paused) {
-          this.#pause();
-          sink.once("drain", this.#onSinkDrain);
-        }
-        return;
-      }
-      default: {
-        const w = this.#readWaiter;
-        if (w) {
-          this.#readWaiter = undefined;
-          w.resolve(chunk);
-          return;
-        }
-        this.#chunks.push(chunk);
-        this.#size += chunk.byteLength;
-        if (this.#size >= PULL_HIGH_WATER) this.#pause();
-      }
-    }
+    this.onData(chunk);
   }
 
   /** @internal */
@@ -363,7 +245,7 @@ export class H2Exchange implements Attempt {
 
   /** @internal END_STREAM from the server: the response is complete. */
   onEnd(): void {
-    if (this.#error !== undefined || this.#finished) return;
+    if (this.error !== undefined || this.finished) return;
     // node ends the readable side of a reset stream too (CANCEL comes without an 'error'): a reset
     // is a failure unless the response visibly completed first (trailers, or the whole Content-Length).
     const rst = this.#stream?.rstCode;
@@ -371,13 +253,7 @@ export class H2Exchange implements Attempt {
       this.onStreamError(undefined);
       return;
     }
-    if (this.#sink !== undefined && (this.#sink.errored || this.#sink.destroyed)) {
-      this.#settleError(this.#sinkError());
-      return;
-    }
-    this.#finished = true;
-    this.#unwatchSink();
-    this.#stopTimers();
+    if (!this.complete()) return;
     if (!this.#uploaded) {
       // The response is complete while the upload still runs: the server does not want the rest
       // (RFC 9113 §8.1). Stop sending; a reset now does not touch the response we have.
@@ -392,16 +268,7 @@ export class H2Exchange implements Attempt {
     const stream = this.#stream;
     if (stream !== undefined && (stream.destroyed || stream.writableFinished))
       this.session.streamDone(stream);
-    const r = this.#readWaiter;
-    if (r) {
-      this.#readWaiter = undefined;
-      r.resolve(null);
-    }
-    const d = this.#doneWaiter;
-    if (d) {
-      this.#doneWaiter = undefined;
-      d.resolve(this.#takeBuffered());
-    }
+    this.wakeAtEnd();
   }
 
   #visiblyComplete(): boolean {
@@ -412,7 +279,7 @@ export class H2Exchange implements Attempt {
 
   /** @internal The stream failed or closed; a close after the complete response is ignored. */
   onStreamError(err: Error | undefined): void {
-    if (this.#error !== undefined || this.#finished) return;
+    if (this.error !== undefined || this.finished) return;
     const stream = this.#stream;
     const length = this.head?.headers.get("content-length");
     if (
@@ -421,7 +288,7 @@ export class H2Exchange implements Attempt {
       length !== undefined &&
       Number(length) !== this.#received
     ) {
-      this.#settleError(
+      this.settleError(
         new ParseError(
           `the response body does not match its Content-Length (${length} declared, at least ${this.#received} bytes received)`,
           { cause: err },
@@ -429,58 +296,26 @@ export class H2Exchange implements Attempt {
       );
       return;
     }
-    this.#settleError(this.session.streamError(stream, err));
+    this.settleError(this.session.streamError(stream, err));
   }
 
-  // ---- internals ----
+  // ---- AttemptBase's hooks ----
 
-  readonly #onSinkDrain = (): void => this.#unpause();
-  readonly #onSinkFailure = (): void => this.#sinkGone();
-
-  #watchSinkFailure(): void {
-    const sink = this.#sink;
-    if (sink === undefined) return;
-    sink.on("error", this.#onSinkFailure);
-    sink.on("close", this.#onSinkFailure);
+  protected override pauseSource(): void {
+    // Unread DATA is not consumed, so node stops granting this stream flow-control window.
+    this.#stream?.pause();
   }
 
-  #unwatchSink(): void {
-    const sink = this.#sink;
-    if (sink === undefined) return;
-    sink.removeListener("error", this.#onSinkFailure);
-    sink.removeListener("close", this.#onSinkFailure);
-    sink.removeListener("drain", this.#onSinkDrain);
+  protected override resumeSource(): void {
+    this.#stream?.resume();
   }
 
-  #sinkGone(): void {
-    this.fail(this.#sinkError());
+  /** Ends the attempt with `err` now: the stream is reset with CANCEL; the session goes on. */
+  protected override abortRequest(err: HTTPError): void {
+    this.settleError(err);
   }
 
-  #sinkError(): CanceledError {
-    const sink = this.#sink!;
-    const why = sink.errored ? `: ${sink.errored.message}` : " (it was destroyed or ended)";
-    return new CanceledError(
-      `the responseStream failed${why}; the response was abandoned and its stream reset`,
-      {
-        cause: sink.errored ?? undefined,
-      },
-    );
-  }
-
-  #takeBuffered(): Uint8Array {
-    if (this.#mode !== "buffer") return EMPTY;
-    const chunks = this.#chunks;
-    this.#chunks = [];
-    if (chunks.length === 0) return EMPTY;
-    if (chunks.length === 1) return chunks[0]!;
-    return Buffer.concat(chunks, this.#size);
-  }
-
-  #settleError(err: HTTPError): void {
-    if (this.#error || this.#finished) return;
-    this.#error = err;
-    this.#unwatchSink();
-    this.#stopTimers();
+  protected override abandon(): void {
     this.#sendBody = undefined;
     if (this.#continueTimer !== undefined) clearTimeout(this.#continueTimer);
     const stream = this.#stream;
@@ -489,33 +324,10 @@ export class H2Exchange implements Attempt {
       if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
       this.session.streamDone(stream);
     }
-    this.#chunks = [];
-    const h = this.#headWaiter;
-    const d = this.#doneWaiter;
-    const r = this.#readWaiter;
-    this.#headWaiter = this.#doneWaiter = this.#readWaiter = undefined;
-    h?.reject(err);
-    d?.reject(err);
-    r?.reject(err);
   }
 
-  #stopTimers(): void {
-    this.#headTimer?.cancel();
-    this.#readIdle?.cancel();
-    this.#writeIdle?.cancel();
-  }
-
-  #pause(): void {
-    this.#paused = true;
-    // The consumer, not the peer, is slow: silence on the stream is not the server's fault.
-    this.#readIdle?.pause();
-    this.#stream?.pause();
-  }
-
-  #unpause(): void {
-    this.#paused = false;
-    this.#readIdle?.touch();
-    this.#stream?.resume();
+  protected override get abandonedNote(): string {
+    return "its stream reset";
   }
 }
 
