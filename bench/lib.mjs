@@ -64,7 +64,8 @@ export function printTable(title, unit, rows, ours = "hyperwire") {
     const cells = [
       row.name,
       ...names.map((n) => fmt(med[n])),
-      ...others.map((n) => `${(med[ours] / med[n]).toFixed(2)}×`),
+      // A contender that could not run a cell (undici has no h2c, say) has no number and no ratio.
+      ...others.map((n) => (med[n] > 0 && med[ours] > 0 ? `${(med[ours] / med[n]).toFixed(2)}×` : "—")),
     ];
     lines.push(`| ${cells.join(" | ")} |`);
   }
@@ -72,6 +73,7 @@ export function printTable(title, unit, rows, ours = "hyperwire") {
 }
 
 function fmt(x) {
+  if (!(x > 0)) return "—";
   return x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2);
 }
 
