@@ -25,7 +25,7 @@ export {
   sse,
 } from "./api.js";
 export type { RequestBody } from "./body.js";
-export { Client, type ClientOptions } from "./client.js";
+export { Client, type ClientDefaults, type ClientOptions } from "./client.js";
 export { CookieJar, type CookieJarData, type StoredCookie } from "./cookie-jar.js";
 export type { DownloadProgress } from "./decompress.js";
 export { type Dialed, type DialOptions, dial } from "./dial.js";
@@ -51,5 +51,6 @@ export type {
   ResponseHeadEvent,
   RetryEvent,
   Verbosity,
+  WireProtocol,
 } from "./trace.js";
 export { TRANSPORT_DEFAULTS, Transport, type TransportOptions } from "./transport.js";

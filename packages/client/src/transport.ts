@@ -273,6 +273,7 @@ export class Transport {
   /**
    * A connection to `origin`: an idle one when there is one, else a new one, else (at
    * `maxConnsPerHost`) the next one released. Synchronous when an idle connection is at hand.
+   * @internal The request pipeline's; applications send requests instead.
    */
   acquire(origin: Origin, options: AcquireOptions): Connection | Promise<Connection> {
     if (this.#closed) return Promise.reject(closedError());
@@ -306,6 +307,7 @@ export class Transport {
   /**
    * Gives a connection back after an exchange. A connection that cannot be reused (it failed, the
    * body was not read to the end, the peer said `Connection: close`) is closed.
+   * @internal The request pipeline's.
    */
   release(conn: Connection, reusable: boolean): void {
     const pool = this.#pools.get(conn.origin.key);

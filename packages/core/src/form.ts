@@ -9,7 +9,7 @@ import { ArgumentError, ParseError } from "./errors.js";
 import { isToken } from "./headers.js";
 
 /** A file on disk, read in chunks each time the form is sent. */
-class FileSource {
+export class FileSource {
   constructor(
     readonly path: string,
     readonly size: number,

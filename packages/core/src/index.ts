@@ -32,6 +32,7 @@ export {
   WebSocketError,
 } from "./errors.js";
 export {
+  type FileSource,
   FORM_DEFAULTS,
   Form,
   type FormEntries,

@@ -10,6 +10,7 @@ import {
 } from "@hyperwire/core";
 import type { HandlerResult, RequestHandler } from "./handler.js";
 import { reportHandlerError } from "./io.js";
+import type { StreamHandler } from "./listen.js";
 
 /**
  * A middleware wraps a request handler in another one: it may change the request, answer by itself,
@@ -23,7 +24,7 @@ import { reportHandlerError } from "./io.js";
  * };
  * ```
  */
-export type Middleware = (handler: RequestHandler) => RequestHandler;
+export type Middleware<H extends RequestHandler | StreamHandler = RequestHandler> = (handler: H) => H;
 
 /**
  * One middleware made of several. The first listed is the outermost: it sees the request first and

@@ -7,19 +7,11 @@
 import { ArgumentError, isToken, type Request, Response } from "@hyperwire/core";
 import type { HandlerResult, RequestHandler } from "./handler.js";
 import type { StreamHandler } from "./listen.js";
+import type { Middleware } from "./middleware.js";
 import { ServerStream } from "./stream.js";
 
 /** A handler a {@link Router} can dispatch to: a request handler or a stream handler. */
 export type RouteHandler = RequestHandler | StreamHandler;
-
-/**
- * Wraps a handler in another (logging, authentication, a timeout...).
- *
- * ```ts
- * const logged: Middleware = (next) => (req) => { console.log(req.method, req.target); return next(req); };
- * ```
- */
-export type Middleware<H extends RouteHandler = RequestHandler> = (handler: H) => H;
 
 /** Options of {@link Router}. */
 export interface RouterOptions<H extends RouteHandler = RequestHandler> {

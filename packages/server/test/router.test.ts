@@ -3,7 +3,8 @@ import { ArgumentError, Request, Response } from "@hyperwire/core";
 import { afterEach, describe, expect, test } from "vitest";
 import type { RequestHandler } from "../src/handler.js";
 import { listen, type StreamHandler } from "../src/listen.js";
-import { getParam, getParams, getRoute, MAX_ROUTE_SEGMENTS, type Middleware, Router } from "../src/router.js";
+import type { Middleware } from "../src/middleware.js";
+import { getParam, getParams, getRoute, MAX_ROUTE_SEGMENTS, Router } from "../src/router.js";
 import { serve } from "../src/serve.js";
 import { bodyOf, get, headOf, raw, Servers, statuses } from "./helpers.js";
 
