@@ -18,8 +18,10 @@ export {
 } from "./errors.js";
 /** Server-side HTTP/2 session policy; for hyperwire's server (`@hyperwire/server`), not for applications. */
 export {
+  PING_ACK_TIMEOUT_MS,
   RAPID_RESET_ALLOWANCE,
   SESSION_LINGER_MS,
+  SESSION_LIVENESS_MS,
   ServerSession,
   type ServerSessionOptions,
 } from "./server-session.js";

@@ -19,6 +19,17 @@ export const RAPID_RESET_ALLOWANCE = 100;
  */
 export const SESSION_LINGER_MS = 5_000;
 
+/**
+ * How long a session may go without any frame in either direction before the server checks it is
+ * still alive with a PING, in ms. nghttp2 ends a session on its own for some protocol errors (DATA
+ * after END_STREAM, say): it sends GOAWAY and stops reading, and node tells JavaScript nothing, so
+ * without this check such a session and its socket would stay open for good.
+ */
+export const SESSION_LIVENESS_MS = 30_000;
+
+/** How long the PING of a liveness check may wait for its ACK before the session is destroyed, in ms. */
+export const PING_ACK_TIMEOUT_MS = 10_000;
+
 /** What a {@link ServerSession} enforces. Durations in ms (`0` = off), sizes in bytes. */
 export interface ServerSessionOptions {
   /** Receive windows: `initialWindowSize` is advertised in SETTINGS, the connection window raised after. */
@@ -31,7 +42,44 @@ export interface ServerSessionOptions {
   readonly firstStreamTimeout: number;
   /** How long a session may sit with no streams before it is closed (GOAWAY, then close). `0`: no limit. */
   readonly idleTimeout: number;
+  /**
+   * After this long without a frame either way, a PING checks the peer (and nghttp2) still answer;
+   * no ACK within {@link PING_ACK_TIMEOUT_MS} (or `pingAckTimeout`) destroys the session.
+   * Default {@link SESSION_LIVENESS_MS}; `0`: no check.
+   */
+  readonly livenessInterval?: number;
+  /** How long the liveness PING waits for its ACK, in ms. Default {@link PING_ACK_TIMEOUT_MS}. */
+  readonly pingAckTimeout?: number;
 }
+
+/** A session went quiet: ask the peer for a PING ACK, and destroy the session when none comes. */
+function onQuiet(this: ServerHttp2Session): void {
+  const owner = (this as OwnedSession)[kOwner];
+  if (owner === undefined || this.destroyed) return;
+  const timer = setTimeout(destroyUnanswered, owner.pingAckTimeout, owner).unref();
+  let sent = false;
+  try {
+    sent = this.ping((err) => {
+      clearTimeout(timer);
+      if (err) owner.destroy();
+      // node's session timer fires once, with a once-listener; a PING ACK does not re-arm it.
+      else if (!this.destroyed) this.setTimeout(owner.livenessInterval, onQuiet);
+    });
+  } catch {
+    // A session node already considers closing refuses the PING: nothing left to wait for.
+  }
+  if (!sent) {
+    clearTimeout(timer);
+    owner.destroy();
+  }
+}
+
+function destroyUnanswered(owner: ServerSession): void {
+  owner.destroy();
+}
+
+const kOwner = Symbol("hyperwire.serverSession");
+type OwnedSession = ServerHttp2Session & { [kOwner]?: ServerSession };
 
 function onIdle(session: ServerSession): void {
   session.idleTimer = undefined;
@@ -66,6 +114,10 @@ export class ServerSession {
   peerResets = 0;
   /** @internal The idle (or first-stream) timer. */
   idleTimer: NodeJS.Timeout | undefined;
+  /** @internal How long a liveness PING waits for its ACK. */
+  readonly pingAckTimeout: number;
+  /** @internal How long a quiet session waits before its liveness PING (`0`: no check). */
+  readonly livenessInterval: number;
   readonly #options: ServerSessionOptions;
   readonly #resetLimit: number;
   #closing = false;
@@ -87,6 +139,12 @@ export class ServerSession {
     const window = options.settings.connectionWindowSize;
     if (window > DEFAULT_WINDOW_SIZE) session.setLocalWindowSize(window);
     this.session = session;
+    this.pingAckTimeout = options.pingAckTimeout ?? PING_ACK_TIMEOUT_MS;
+    this.livenessInterval = options.livenessInterval ?? SESSION_LIVENESS_MS;
+    if (this.livenessInterval > 0) {
+      (session as OwnedSession)[kOwner] = this;
+      session.setTimeout(this.livenessInterval, onQuiet);
+    }
     this.#arm(options.firstStreamTimeout || options.idleTimeout);
   }
 

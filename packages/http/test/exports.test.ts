@@ -114,6 +114,8 @@ const INTERNAL = [
   "ServerSession",
   "RAPID_RESET_ALLOWANCE",
   "SESSION_LINGER_MS",
+  "SESSION_LIVENESS_MS",
+  "PING_ACK_TIMEOUT_MS",
   "Http1Engine",
   "Exchange",
 ];
