@@ -217,6 +217,18 @@ export class Response<B extends Body = Body> {
   }
 
   /**
+   * True when the response has at least one trailer. Unlike `trailers.size`, it does not make an
+   * empty `Headers` for a response that has none (servers ask this of every response).
+   *
+   * ```ts
+   * if (res.hasTrailers) for (const [k, v] of res.trailers) console.log(k, v);
+   * ```
+   */
+  get hasTrailers(): boolean {
+    return this.#trailers !== undefined && this.#trailers.size > 0;
+  }
+
+  /**
    * The string the body was given as, while `body` has not been read or replaced since; otherwise
    * `undefined`. Lets a server write a string body without encoding it twice.
    */

@@ -133,6 +133,7 @@ describe("Response", () => {
     expect(res.text()).toBe("made");
     expect(res.reason).toBe("Made It");
     expect(res.trailers.get("x-t")).toBe("1");
+    expect(res.hasTrailers).toBe(true);
     expect(res.version).toBe("2");
   });
 
@@ -433,5 +434,15 @@ describe("WHATWG conversion", () => {
 describe("toWebResponse limits", () => {
   test("a status outside 200-599 cannot become a WHATWG Response: ArgumentError", () => {
     expect(() => toWebResponse(new Response(600))).toThrow(ArgumentError);
+  });
+});
+
+describe("Response.hasTrailers", () => {
+  test("is false without trailers, and asking makes none", () => {
+    const res = new Response(200, { body: "x" });
+    expect(res.hasTrailers).toBe(false);
+    res.trailers.append("X-Sum", "1");
+    expect(res.hasTrailers).toBe(true);
+    expect(new Response(200, { trailers: new Headers() }).hasTrailers).toBe(false);
   });
 });

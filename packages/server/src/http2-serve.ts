@@ -168,7 +168,7 @@ export class H2ServeRunner {
         return;
       }
     }
-    const withTrailers = !noBody && resp.trailers.size > 0;
+    const withTrailers = !noBody && resp.hasTrailers;
     const empty = noBody || len === 0;
     try {
       // node validates a respond() options object on every call (a tenth of a small response's CPU):
@@ -197,7 +197,7 @@ export class H2ServeRunner {
     const body = resp.body as AsyncIterable<Uint8Array>;
     const declared = resp.headers.get("content-length");
     const fixed = declared === null ? -1 : Number(declared);
-    const withTrailers = !noBody && resp.trailers.size > 0;
+    const withTrailers = !noBody && resp.hasTrailers;
     let sent = 0;
     let started = false;
     try {

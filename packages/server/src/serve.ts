@@ -301,7 +301,7 @@ export class ServeRunner {
     const body = resp.body as AsyncIterable<Uint8Array>;
     const declared = resp.headers.get("content-length");
     const fixed = declared === null ? -1 : Number(declared);
-    const withTrailers = !noBody && fixed < 0 && resp.trailers.size > 0 && request.version !== "1.0";
+    const withTrailers = !noBody && fixed < 0 && resp.hasTrailers && request.version !== "1.0";
     if (withTrailers) flat.push("Trailer", trailerNames(resp.trailers));
     let sent = 0;
     // Until iteration starts, a failure (writeHead refusing a header, say) must close the body
