@@ -141,7 +141,10 @@ export class Headers implements Iterable<[string, string]> {
       }
       return;
     }
-    for (const [name, value] of Object.entries(init)) {
+    // Keys, then a lookup each: Object.entries would make an array per entry besides.
+    const record = init as Readonly<Record<string, string | readonly string[] | undefined>>;
+    for (const name of Object.keys(record)) {
+      const value = record[name];
       if (value === undefined) continue;
       if (Array.isArray(value)) {
         for (const v of value as readonly string[]) this.append(name, String(v));
