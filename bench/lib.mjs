@@ -159,3 +159,48 @@ export function reportProfile(file, top = 20) {
       `(${((100 * ownSelf) / busy).toFixed(1)}%)`,
   );
 }
+
+/**
+ * Runs `concurrency` loops of `one()` (a promise of the body size) for `warmup` s uncounted, then
+ * `seconds` s counted, checking every size against `expect`, and writes one JSON line
+ * `{rps, cpuRps, count, seconds}` on stdout: what every load process of a client benchmark reports.
+ * Exits the process with 1 (after printing the error) when a request fails or reads the wrong size.
+ */
+export async function measureLoad({ one, expect, seconds, warmup, concurrency, label }) {
+  let measuring = false;
+  let stopped = false;
+  let count = 0;
+  let t0 = 0;
+  let t1 = 0;
+  let cpu0 = process.cpuUsage();
+  let cpu = { user: 0, system: 0 };
+  async function loop() {
+    while (!stopped) {
+      const size = await one();
+      if (size !== expect) throw new Error(`${label}: read ${size} bytes, expected ${expect}`);
+      if (measuring) count++;
+    }
+  }
+  setTimeout(() => {
+    measuring = true;
+    t0 = performance.now();
+    cpu0 = process.cpuUsage();
+    setTimeout(() => {
+      t1 = performance.now();
+      cpu = process.cpuUsage(cpu0);
+      measuring = false;
+      stopped = true;
+    }, seconds * 1000);
+  }, warmup * 1000);
+  try {
+    await Promise.all(Array.from({ length: concurrency }, loop));
+  } catch (err) {
+    console.error(err);
+    process.exit(1);
+  }
+  const elapsed = (t1 - t0) / 1000;
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  process.stdout.write(
+    `${JSON.stringify({ rps: count / elapsed, cpuRps: count / cpuSeconds, count, seconds: elapsed })}\n`,
+  );
+}

@@ -5,7 +5,7 @@
 // this process's CPU time (user + system), the latter less skewed by other load on the machine. Only one client is ever loaded per process.
 // Clients: hyperwire, undici, node:http, fetch. Cells: tiny (GET 11 B), large (GET 100 KB),
 // post (POST 1 KB to /echo-size).
-import { performance } from "node:perf_hooks";
+import { measureLoad } from "../lib.mjs";
 
 const [clientName, origin, cellName, secondsArg = "3", warmupArg = "1"] = process.argv.slice(2);
 const SECONDS = Number(secondsArg);
@@ -106,45 +106,14 @@ if (factory === undefined) {
 }
 const { one, close } = await factory();
 
-let measuring = false;
-let stopped = false;
-let count = 0;
-let t0 = 0;
-let t1 = 0;
-let cpu0 = process.cpuUsage();
-let cpu = { user: 0, system: 0 };
-
-async function loop() {
-  while (!stopped) {
-    const size = await one();
-    if (size !== cell.expect) throw new Error(`${clientName}: read ${size} bytes, expected ${cell.expect}`);
-    if (measuring) count++;
-  }
-}
-
-setTimeout(() => {
-  measuring = true;
-  t0 = performance.now();
-  cpu0 = process.cpuUsage();
-  setTimeout(() => {
-    t1 = performance.now();
-    cpu = process.cpuUsage(cpu0);
-    measuring = false;
-    stopped = true;
-  }, SECONDS * 1000);
-}, WARMUP * 1000);
-
-try {
-  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
-} catch (err) {
-  console.error(err);
-  process.exit(1);
-}
-const seconds = (t1 - t0) / 1000;
-const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-process.stdout.write(
-  `${JSON.stringify({ rps: count / seconds, cpuRps: count / cpuSeconds, count, seconds })}\n`,
-);
+await measureLoad({
+  one,
+  expect: cell.expect,
+  seconds: SECONDS,
+  warmup: WARMUP,
+  concurrency: CONCURRENCY,
+  label: clientName,
+});
 await close();
 // Keep-alive sockets and timers must not keep a measurement process around.
 process.exit(0);

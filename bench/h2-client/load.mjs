@@ -4,8 +4,8 @@
 // prints {"rps", "cpuRps", "count", "seconds"}. Clients: hyperwire, raw (node:http2 session.request),
 // undici (Client with allowH2).
 import http2 from "node:http2";
-import { performance } from "node:perf_hooks";
 import { tls } from "../../fixtures/tls/index.mjs";
+import { measureLoad } from "../lib.mjs";
 
 const [clientName, origin, secondsArg = "2", warmupArg = "0.5"] = process.argv.slice(2);
 const SECONDS = Number(secondsArg);
@@ -79,44 +79,13 @@ if (factory === undefined || origin === undefined) {
 }
 const { one, close } = await factory();
 
-let measuring = false;
-let stopped = false;
-let count = 0;
-let t0 = 0;
-let t1 = 0;
-let cpu0 = process.cpuUsage();
-let cpu = { user: 0, system: 0 };
-
-async function loop() {
-  while (!stopped) {
-    const size = await one();
-    if (size !== EXPECT) throw new Error(`${clientName}: read ${size} bytes, expected ${EXPECT}`);
-    if (measuring) count++;
-  }
-}
-
-setTimeout(() => {
-  measuring = true;
-  t0 = performance.now();
-  cpu0 = process.cpuUsage();
-  setTimeout(() => {
-    t1 = performance.now();
-    cpu = process.cpuUsage(cpu0);
-    measuring = false;
-    stopped = true;
-  }, SECONDS * 1000);
-}, WARMUP * 1000);
-
-try {
-  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
-} catch (err) {
-  console.error(err);
-  process.exit(1);
-}
-const seconds = (t1 - t0) / 1000;
-const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-process.stdout.write(
-  `${JSON.stringify({ rps: count / seconds, cpuRps: count / cpuSeconds, count, seconds })}\n`,
-);
+await measureLoad({
+  one,
+  expect: EXPECT,
+  seconds: SECONDS,
+  warmup: WARMUP,
+  concurrency: CONCURRENCY,
+  label: clientName,
+});
 await close();
 process.exit(0);
