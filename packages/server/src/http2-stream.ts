@@ -31,20 +31,15 @@ export class Http2ServerStream extends ServerStream {
   readonly #ex: H2Exchange;
   readonly #setup: H2StreamSetup;
   #sent = 0;
-  #continued = false;
-  #iterator: AsyncIterator<Buffer> | undefined;
-  #readDone: boolean;
   #ended = false;
   #logged = false;
-  /** Set when `readTimeout` passed: what reads (and writes) reject with from then on. */
-  #readError: TimeoutError | undefined;
 
   /** @internal Made by the server for each HTTP/2 request stream. */
   constructor(request: Request, ex: H2Exchange, setup: H2StreamSetup) {
     super(request);
     this.#ex = ex;
     this.#setup = setup;
-    this.#readDone = ex.stream.endAfterHeaders;
+    this.readDone = ex.stream.endAfterHeaders;
   }
 
   get isOpen(): boolean {
@@ -57,37 +52,33 @@ export class Http2ServerStream extends ServerStream {
     return { address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily ?? "" };
   }
 
-  async read(): Promise<Uint8Array | null> {
-    if (this.#readDone) return null;
+  protected bodySource(): AsyncIterable<Buffer> {
+    return this.#ex.stream;
+  }
+
+  protected sendContinue(): void {
     const stream = this.#ex.stream;
-    if (!this.#continued && this.framing === undefined && this.#ex.headers.expect === "100-continue") {
-      this.#continued = true;
-      if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders({ ":status": 100 });
+    if (this.#ex.headers.expect === "100-continue" && !stream.destroyed && !stream.headersSent) {
+      stream.additionalHeaders({ ":status": 100 });
     }
-    this.#iterator ??= stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let step: IteratorResult<Buffer>;
-    try {
-      step = await this.#iterator.next();
-    } catch (err) {
-      this.#readDone = true;
-      throw (
-        this.#readError ??
-        new ClosedError("the peer reset the HTTP/2 stream while sending the request body", { cause: err })
-      );
-    }
-    if (step.done) {
-      this.#readDone = true;
-      if (stream.aborted || !stream.readableEnded) {
-        throw this.#readError ?? new ClosedError("the request body ended early: the peer reset the stream");
-      }
-      return null;
-    }
-    return step.value;
+  }
+
+  protected bodyComplete(): boolean {
+    const stream = this.#ex.stream;
+    return !stream.aborted && stream.readableEnded;
+  }
+
+  protected get bodyFailedMessage(): string {
+    return "the peer reset the HTTP/2 stream while sending the request body";
+  }
+
+  protected get bodyCutMessage(): string {
+    return "the request body ended early: the peer reset the stream";
   }
 
   closeRead(): void {
     // What is left unread is refused with RST_STREAM(NO_ERROR) once the response is out (H2Exchange.finish).
-    this.#readDone = true;
+    this.readDone = true;
   }
 
   startWrite(): void {
@@ -116,7 +107,7 @@ export class Http2ServerStream extends ServerStream {
   }
 
   async write(chunk: Uint8Array | string): Promise<void> {
-    if (this.#ended) throw this.#readError ?? new ArgumentError("write after closeWrite");
+    if (this.#ended) throw this.readError ?? new ArgumentError("write after closeWrite");
     this.startWrite();
     if (this.framing === "none") return;
     const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
@@ -176,7 +167,7 @@ export class Http2ServerStream extends ServerStream {
   }
 
   timeOutRead(error: TimeoutError): void {
-    this.#readError = error;
+    this.readError = error;
     this.fail(408);
     // Stops the upload (RST_STREAM after the 408 is out), which also ends a read still waiting.
     this.#ex.finish();

@@ -61,6 +61,12 @@ export abstract class ServerStream implements AsyncIterable<Uint8Array> {
   protected framing: Framing | undefined;
   /** @internal The declared `Content-Length` when the framing is `"fixed"`. */
   protected fixedLength = -1;
+  /** @internal True once the request body was read to its end, failed, or was given up. */
+  protected readDone = false;
+  /** @internal Set when `readTimeout` passed: what reads (and writes) reject with from then on. */
+  protected readError: TimeoutError | undefined;
+  #continued = false;
+  #iterator: AsyncIterator<Buffer> | undefined;
 
   /** @internal Made by the server for each request (HTTP/1.1 or HTTP/2). */
   protected constructor(request: Request) {
@@ -87,7 +93,38 @@ export abstract class ServerStream implements AsyncIterable<Uint8Array> {
    * The next chunk of the request body, or `null` at its end. The first read answers
    * `Expect: 100-continue`. Rejects with `ClosedError` when the peer goes away mid-body.
    */
-  abstract read(): Promise<Uint8Array | null>;
+  async read(): Promise<Uint8Array | null> {
+    if (this.readDone) return null;
+    if (!this.#continued && this.framing === undefined) {
+      this.#continued = true;
+      this.sendContinue();
+    }
+    this.#iterator ??= this.bodySource()[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let step: IteratorResult<Buffer>;
+    try {
+      step = await this.#iterator.next();
+    } catch (err) {
+      this.readDone = true;
+      throw this.readError ?? new ClosedError(this.bodyFailedMessage, { cause: err });
+    }
+    if (step.done) {
+      this.readDone = true;
+      if (!this.bodyComplete()) throw this.readError ?? new ClosedError(this.bodyCutMessage);
+      return null;
+    }
+    return step.value;
+  }
+
+  /** @internal Where the request body arrives (node:http's request, or the HTTP/2 stream). */
+  protected abstract bodySource(): AsyncIterable<Buffer>;
+  /** @internal Sends `100 Continue` if the request asked for it (before the first body read). */
+  protected abstract sendContinue(): void;
+  /** @internal True when the body arrived whole (its end was not a peer going away). */
+  protected abstract bodyComplete(): boolean;
+  /** @internal The `ClosedError` message when reading the body fails. */
+  protected abstract readonly bodyFailedMessage: string;
+  /** @internal The `ClosedError` message when the body ends before it is complete. */
+  protected abstract readonly bodyCutMessage: string;
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     for (;;) {
@@ -193,14 +230,9 @@ export class Http1Stream extends ServerStream {
   readonly #conn: Conn;
   readonly #setup: StreamSetup;
   #sent = 0;
-  #continued = false;
-  #iterator: AsyncIterator<Buffer> | undefined;
-  #readDone: boolean;
   #closeConnection = false;
   #ended = false;
   #logged = false;
-  /** Set when `readTimeout` passed: what reads (and writes) reject with from then on. */
-  #readError: TimeoutError | undefined;
   readonly #t0: number;
 
   /** @internal Made by the server for each request. */
@@ -210,7 +242,7 @@ export class Http1Stream extends ServerStream {
     this.#res = res;
     this.#conn = conn;
     this.#setup = setup;
-    this.#readDone = !setup.hasBody;
+    this.readDone = !setup.hasBody;
     this.#t0 = setup.log === undefined ? 0 : performance.now();
   }
 
@@ -226,35 +258,24 @@ export class Http1Stream extends ServerStream {
     return { address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily ?? "" };
   }
 
-  /**
-   * The next chunk of the request body, or `null` at its end. The first read answers
-   * `Expect: 100-continue`. Rejects with `ClosedError` when the peer goes away mid-body.
-   */
-  async read(): Promise<Uint8Array | null> {
-    if (this.#readDone) return null;
-    if (this.#setup.expectContinue && !this.#continued && this.framing === undefined) {
-      this.#continued = true;
-      this.#res.writeContinue();
-    }
-    this.#iterator ??= this.#req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let step: IteratorResult<Buffer>;
-    try {
-      step = await this.#iterator.next();
-    } catch (err) {
-      this.#readDone = true;
-      throw (
-        this.#readError ??
-        new ClosedError("the peer closed the connection while sending the request body", { cause: err })
-      );
-    }
-    if (step.done) {
-      this.#readDone = true;
-      if (!this.#req.complete) {
-        throw this.#readError ?? new ClosedError("the request body ended early: the peer went away");
-      }
-      return null;
-    }
-    return step.value;
+  protected bodySource(): AsyncIterable<Buffer> {
+    return this.#req;
+  }
+
+  protected sendContinue(): void {
+    if (this.#setup.expectContinue) this.#res.writeContinue();
+  }
+
+  protected bodyComplete(): boolean {
+    return this.#req.complete;
+  }
+
+  protected get bodyFailedMessage(): string {
+    return "the peer closed the connection while sending the request body";
+  }
+
+  protected get bodyCutMessage(): string {
+    return "the request body ended early: the peer went away";
   }
 
   /**
@@ -262,11 +283,11 @@ export class Http1Stream extends ServerStream {
    * connection closes after this response.
    */
   closeRead(): void {
-    if (this.#readDone || this.#req.complete) {
-      this.#readDone = true;
+    if (this.readDone || this.#req.complete) {
+      this.readDone = true;
       return;
     }
-    this.#readDone = true;
+    this.readDone = true;
     this.#closeConnection = true;
     if (this.#ended) this.#conn.socket.destroySoon();
   }
@@ -296,7 +317,7 @@ export class Http1Stream extends ServerStream {
    * `Content-Length` is a `ProtocolError` and closes the connection.
    */
   async write(chunk: Uint8Array | string): Promise<void> {
-    if (this.#ended) throw this.#readError ?? new ArgumentError("write after closeWrite");
+    if (this.#ended) throw this.readError ?? new ArgumentError("write after closeWrite");
     this.startWrite();
     if (this.framing === "none") return;
     const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
@@ -366,7 +387,7 @@ export class Http1Stream extends ServerStream {
    * `error`.
    */
   timeOutRead(error: TimeoutError): void {
-    this.#readError = error;
+    this.readError = error;
     this.fail(408);
   }
 }
