@@ -101,10 +101,9 @@ export function canonicalHeaderKey(name: string): string {
  * ```
  */
 export class Headers implements Iterable<[string, string]> {
-  // Parallel arrays: names as given, their lower-case form for lookups, and values.
-  #names: string[] = [];
-  #keys: string[] = [];
-  #values: string[] = [];
+  // One list, three slots per entry: the name as given, its lower-case form for lookups, the value.
+  // One array rather than three parallel ones: a small Headers is two allocations, not four.
+  #list: string[] = [];
 
   constructor(init?: HeadersInit) {
     if (init !== undefined && init !== null) this.#fill(init);
@@ -116,20 +115,17 @@ export class Headers implements Iterable<[string, string]> {
    */
   static fromTrusted(flat: readonly string[]): Headers {
     const h = new Headers();
+    const list = h.#list;
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const name = flat[i]!;
-      h.#names.push(name);
-      h.#keys.push(name.toLowerCase());
-      h.#values.push(flat[i + 1]!);
+      list.push(name, name.toLowerCase(), flat[i + 1]!);
     }
     return h;
   }
 
   #fill(init: HeadersInit): void {
     if (init instanceof Headers) {
-      this.#names = init.#names.slice();
-      this.#keys = init.#keys.slice();
-      this.#values = init.#values.slice();
+      this.#list = init.#list.slice();
       return;
     }
     if (isIterable(init)) {
@@ -156,27 +152,29 @@ export class Headers implements Iterable<[string, string]> {
 
   /** The number of entries (a multi-valued name counts once per value). */
   get size(): number {
-    return this.#names.length;
+    return this.#list.length / 3;
   }
 
+  /** The slot of the first entry named `name` (any case) at or after slot `from`, or -1. */
   #index(name: string, from = 0): number {
     const key = name.toLowerCase();
-    const keys = this.#keys;
-    for (let i = from; i < keys.length; i++) if (keys[i] === key) return i;
+    const list = this.#list;
+    for (let i = from; i < list.length; i += 3) if (list[i + 1] === key) return i;
     return -1;
   }
 
   /** The first value of `name`, or `null` when absent. */
   get(name: string): string | null {
     const i = this.#index(name);
-    return i < 0 ? null : this.#values[i]!;
+    return i < 0 ? null : this.#list[i + 2]!;
   }
 
   /** Every value of `name`, in the order they were added. */
   getAll(name: string): string[] {
     const key = name.toLowerCase();
+    const list = this.#list;
     const out: string[] = [];
-    for (let i = 0; i < this.#keys.length; i++) if (this.#keys[i] === key) out.push(this.#values[i]!);
+    for (let i = 0; i < list.length; i += 3) if (list[i + 1] === key) out.push(list[i + 2]!);
     return out;
   }
 
@@ -190,59 +188,56 @@ export class Headers implements Iterable<[string, string]> {
     const v = validateHeader(name, value);
     const i = this.#index(name);
     if (i < 0) {
-      this.#push(name, v);
+      this.#list.push(name, name.toLowerCase(), v);
       return this;
     }
-    this.#names[i] = name;
-    this.#values[i] = v;
-    this.#deleteFrom(name.toLowerCase(), i + 1);
+    const list = this.#list;
+    list[i] = name;
+    list[i + 2] = v;
+    this.#deleteFrom(list[i + 1]!, i + 3);
     return this;
   }
 
   /** Adds one more entry for `name` (a new line on the wire, never joined). */
   append(name: string, value: string): this {
-    this.#push(name, validateHeader(name, value));
+    const v = validateHeader(name, value);
+    this.#list.push(name, name.toLowerCase(), v);
     return this;
-  }
-
-  #push(name: string, value: string): void {
-    this.#names.push(name);
-    this.#keys.push(name.toLowerCase());
-    this.#values.push(value);
   }
 
   /** Removes every value of `name`. Returns true when something was removed. */
   delete(name: string): boolean {
-    const before = this.#names.length;
+    const before = this.#list.length;
     this.#deleteFrom(name.toLowerCase(), 0);
-    return this.#names.length !== before;
+    return this.#list.length !== before;
   }
 
+  /** Removes the entries whose lower-case name is `key`, from slot `from` on. */
   #deleteFrom(key: string, from: number): void {
+    const list = this.#list;
     let w = from;
-    for (let r = from; r < this.#keys.length; r++) {
-      if (this.#keys[r] === key) continue;
+    for (let r = from; r < list.length; r += 3) {
+      if (list[r + 1] === key) continue;
       if (w !== r) {
-        this.#names[w] = this.#names[r]!;
-        this.#keys[w] = this.#keys[r]!;
-        this.#values[w] = this.#values[r]!;
+        list[w] = list[r]!;
+        list[w + 1] = list[r + 1]!;
+        list[w + 2] = list[r + 2]!;
       }
-      w++;
+      w += 3;
     }
-    this.#names.length = w;
-    this.#keys.length = w;
-    this.#values.length = w;
+    list.length = w;
   }
 
   /** HTTP.jl's `appendheader`: joins with the last entry when it has the same name (not Set-Cookie). */
   appendJoined(name: string, value: string): this {
     const v = validateHeader(name, value);
-    const last = this.#keys.length - 1;
+    const list = this.#list;
+    const last = list.length - 3;
     const key = name.toLowerCase();
-    if (last >= 0 && this.#keys[last] === key && key !== "set-cookie") {
-      this.#values[last] = `${this.#values[last]},${v}`;
+    if (last >= 0 && list[last + 1] === key && key !== "set-cookie") {
+      list[last + 2] = `${list[last + 2]},${v}`;
     } else {
-      this.#push(name, v);
+      list.push(name, key, v);
     }
     return this;
   }
@@ -254,17 +249,20 @@ export class Headers implements Iterable<[string, string]> {
 
   /** `[name, value]` pairs in insertion order, with the case they were given. */
   *entries(): IterableIterator<[string, string]> {
-    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i]!, this.#values[i]!];
+    const list = this.#list;
+    for (let i = 0; i < list.length; i += 3) yield [list[i]!, list[i + 2]!];
   }
 
   /** The names in insertion order (repeated for multi-valued names). */
   *keys(): IterableIterator<string> {
-    yield* this.#names;
+    const list = this.#list;
+    for (let i = 0; i < list.length; i += 3) yield list[i]!;
   }
 
   /** The values in insertion order. */
   *values(): IterableIterator<string> {
-    yield* this.#values;
+    const list = this.#list;
+    for (let i = 2; i < list.length; i += 3) yield list[i]!;
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
@@ -272,18 +270,17 @@ export class Headers implements Iterable<[string, string]> {
   }
 
   forEach(fn: (value: string, name: string, headers: this) => void): void {
-    for (let i = 0; i < this.#names.length; i++) fn(this.#values[i]!, this.#names[i]!, this);
+    const list = this.#list;
+    for (let i = 0; i < list.length; i += 3) fn(list[i + 2]!, list[i]!, this);
   }
 
-  /**
-   * The flat `[name, value, ...]` list Node's `writeHead` and `http2` accept, without copying
-   * per entry.
-   */
+  /** The flat `[name, value, ...]` list Node's `writeHead` and `http2` accept (names as given). */
   toFlat(): string[] {
-    const out = new Array<string>(this.#names.length * 2);
-    for (let i = 0; i < this.#names.length; i++) {
-      out[2 * i] = this.#names[i]!;
-      out[2 * i + 1] = this.#values[i]!;
+    const list = this.#list;
+    const out = new Array<string>((list.length / 3) * 2);
+    for (let i = 0, o = 0; i < list.length; i += 3, o += 2) {
+      out[o] = list[i]!;
+      out[o + 1] = list[i + 2]!;
     }
     return out;
   }
@@ -294,19 +291,35 @@ export class Headers implements Iterable<[string, string]> {
     options: object,
     inspect: (value: unknown, options: object) => string,
   ): string {
-    const pairs = this.#names.map((name, i) => [name, this.#values[i]!]);
-    return `Headers ${inspect(pairs, { ...options, depth: depth < 0 ? null : depth })}`;
+    return `Headers ${inspect([...this.entries()], { ...options, depth: depth < 0 ? null : depth })}`;
   }
 
   /** A plain object: lower-case names, a string for one value, an array for several. */
   toObject(): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = Object.create(null);
-    for (let i = 0; i < this.#keys.length; i++) {
-      const k = this.#keys[i]!;
-      const prev = out[k];
-      if (prev === undefined) out[k] = this.#values[i]!;
-      else if (Array.isArray(prev)) prev.push(this.#values[i]!);
-      else out[k] = [prev, this.#values[i]!];
+    return this.addTo(Object.create(null));
+  }
+
+  /**
+   * Adds the entries to `out` the way node's header objects hold them: lower-case names, a string
+   * for one value, an array for several (joined with what `out` already has under that name).
+   * Entries whose lower-case name `skip` accepts are left out. Returns `out`.
+   *
+   * ```ts
+   * new Headers({ "Content-Type": "text/plain" }).addTo({ ":status": 200 });
+   * // { ":status": 200, "content-type": "text/plain" }
+   * ```
+   */
+  addTo<T extends Record<string, unknown>>(out: T, skip?: (key: string) => boolean): T {
+    const list = this.#list;
+    const o = out as Record<string, unknown>;
+    for (let i = 0; i < list.length; i += 3) {
+      const key = list[i + 1]!;
+      if (skip?.(key)) continue;
+      const value = list[i + 2]!;
+      const prev = o[key];
+      if (prev === undefined) o[key] = value;
+      else if (Array.isArray(prev)) prev.push(value);
+      else o[key] = [String(prev), value];
     }
     return out;
   }
@@ -318,7 +331,8 @@ export class Headers implements Iterable<[string, string]> {
   /** A WHATWG `Headers` with the same entries (multiple values are appended, as WHATWG joins them). */
   toWeb(): globalThis.Headers {
     const h = new globalThis.Headers();
-    for (let i = 0; i < this.#names.length; i++) h.append(this.#names[i]!, this.#values[i]!);
+    const list = this.#list;
+    for (let i = 0; i < list.length; i += 3) h.append(list[i]!, list[i + 2]!);
     return h;
   }
 

@@ -136,6 +136,50 @@ describe("Headers basics", () => {
     expect(Object.getPrototypeOf(o)).toBeNull();
   });
 
+  test("addTo writes node-style fields into an existing object, leaving out what skip accepts", () => {
+    const h = new Headers([
+      ["Content-Type", "text/plain"],
+      ["Connection", "close"],
+      ["Vary", "a"],
+      ["vary", "b"],
+      ["X-Three", "1"],
+      ["x-three", "2"],
+      ["X-THREE", "3"],
+    ]);
+    const out: Record<string, unknown> = { ":status": 200, "x-three": "0" };
+    const got = h.addTo(out, (key) => key === "connection");
+    expect(got).toBe(out);
+    expect(out).toEqual({
+      ":status": 200,
+      "content-type": "text/plain",
+      vary: ["a", "b"],
+      "x-three": ["0", "1", "2", "3"],
+    });
+    expect(Object.keys(out)[0]).toBe(":status");
+  });
+
+  test("entries survive set and delete in the middle of the list, in order", () => {
+    const h = new Headers([
+      ["A", "1"],
+      ["B", "2"],
+      ["a", "3"],
+      ["C", "4"],
+      ["A", "5"],
+    ]);
+    h.set("a", "x");
+    expect([...h]).toEqual([
+      ["a", "x"],
+      ["B", "2"],
+      ["C", "4"],
+    ]);
+    expect(h.delete("B")).toBe(true);
+    expect(h.delete("B")).toBe(false);
+    expect(h.size).toBe(2);
+    expect([...h.keys()]).toEqual(["a", "C"]);
+    expect([...h.values()]).toEqual(["x", "4"]);
+    expect(h.toFlat()).toEqual(["a", "x", "C", "4"]);
+  });
+
   test("toWeb gives a WHATWG Headers with every entry, Set-Cookie kept separate", () => {
     const h = new Headers([
       ["Content-Type", "text/plain"],

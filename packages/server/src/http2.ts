@@ -165,21 +165,6 @@ function isConnectionSpecific(name: string): boolean {
   }
 }
 
-/** Adds `headers` to `out` as node:http2 takes them: lower-case names, several values as an array. */
-function addFields(out: http2.OutgoingHttpHeaders, headers: Headers): http2.OutgoingHttpHeaders {
-  const flat = headers.toFlat();
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = flat[i]!.toLowerCase();
-    if (isConnectionSpecific(name)) continue;
-    const value = flat[i + 1]!;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [String(prev), value];
-  }
-  return out;
-}
-
 /**
  * The HTTP/2 header object for a response: `:status`, lower-case names, several values as an
  * array, connection-specific fields dropped. A plain object literal (not a dictionary) keeps
@@ -187,12 +172,12 @@ function addFields(out: http2.OutgoingHttpHeaders, headers: Headers): http2.Outg
  */
 export function responseHeaders(headers: Headers, status: number): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = { ":status": status };
-  return headers.size === 0 ? out : addFields(out, headers);
+  return headers.size === 0 ? out : headers.addTo(out, isConnectionSpecific);
 }
 
 /** The HTTP/2 header object for trailers (lower-case names, connection-specific fields dropped). */
 export function trailerHeaders(trailers: Headers): http2.OutgoingHttpHeaders {
-  return addFields({}, trailers);
+  return trailers.addTo({}, isConnectionSpecific);
 }
 
 /**

@@ -100,6 +100,36 @@ const proto: object = Object.create(Request.prototype, {
 const EMPTY = new Uint8Array(0);
 
 /**
+ * The constructor behind {@link makeRequest}: a plain function with `proto` as its prototype, so
+ * that V8 gives every request its fields in the object itself (one allocation, one hidden class),
+ * where `Object.create` and eleven assignments would grow a separate property store several times.
+ */
+interface ServerRequestConstructor {
+  new (incoming: RequestSource, version: HTTPVersion, socket: RequestCarrier): ServerRequest;
+}
+
+const ServerRequestObject = function (
+  this: ServerRequest,
+  incoming: RequestSource,
+  version: HTTPVersion,
+  socket: RequestCarrier,
+): void {
+  // Same field order every time, so every request shares one hidden class.
+  (this as { method: string }).method = incoming.method!;
+  this.target = incoming.url!;
+  this[kHeaders] = undefined;
+  this.body = EMPTY;
+  this.version = version;
+  this.url = undefined;
+  this[kContext] = undefined;
+  this[kTrailers] = undefined;
+  this[kSocket] = socket;
+  this[kBody] = incoming;
+  this[kDone] = false;
+} as unknown as ServerRequestConstructor;
+ServerRequestObject.prototype = proto as ServerRequest;
+
+/**
  * A `Request` for the head node:http parsed (`method`, `target` and headers as it validated them);
  * `incoming` is where its body arrives.
  */
@@ -108,20 +138,7 @@ export function makeRequest(
   version: HTTPVersion,
   socket: RequestCarrier,
 ): ServerRequest {
-  const req = Object.create(proto) as ServerRequest;
-  // Same field order every time, so every request shares one hidden class.
-  (req as { method: string }).method = incoming.method!;
-  req.target = incoming.url!;
-  req[kHeaders] = undefined;
-  req.body = EMPTY;
-  req.version = version;
-  req.url = undefined;
-  req[kContext] = undefined;
-  req[kTrailers] = undefined;
-  req[kSocket] = socket;
-  req[kBody] = incoming;
-  req[kDone] = false;
-  return req;
+  return new ServerRequestObject(incoming, version, socket);
 }
 
 /**
