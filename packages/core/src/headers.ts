@@ -137,17 +137,32 @@ export class Headers implements Iterable<[string, string]> {
       }
       return;
     }
-    // Keys, then a lookup each: Object.entries would make an array per entry besides.
+    // A record: its own keys, then a lookup each (Object.entries would make an array per entry).
+    // for-in over an object literal uses V8's enumeration cache and allocates nothing; the list is
+    // made at its final size when every value is a single string.
     const record = init as Readonly<Record<string, string | readonly string[] | undefined>>;
-    for (const name of Object.keys(record)) {
+    let n = 0;
+    for (const name in record) if (hasOwn.call(record, name)) n++;
+    const list: string[] = n === 0 ? [] : new Array<string>(3 * n);
+    let w = 0;
+    for (const name in record) {
+      if (!hasOwn.call(record, name)) continue;
       const value = record[name];
       if (value === undefined) continue;
       if (Array.isArray(value)) {
-        for (const v of value as readonly string[]) this.append(name, String(v));
+        for (const v of value as readonly string[]) {
+          list[w++] = name;
+          list[w++] = name.toLowerCase();
+          list[w++] = validateHeader(name, String(v));
+        }
       } else {
-        this.append(name, String(value));
+        list[w++] = name;
+        list[w++] = name.toLowerCase();
+        list[w++] = validateHeader(name, String(value));
       }
     }
+    list.length = w;
+    this.#list = list;
   }
 
   /** The number of entries (a multi-valued name counts once per value). */
@@ -340,6 +355,8 @@ export class Headers implements Iterable<[string, string]> {
     return "Headers";
   }
 }
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 function isIterable(x: unknown): boolean {
   return (
