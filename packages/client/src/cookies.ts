@@ -31,8 +31,9 @@ export function jarFor(client: Client, options: RequestOptions): CookieJar | nul
 /**
  * The `Cookie` header value of one hop: the caller's own `Cookie` header (`manual`) merged with the
  * jar's cookies for `url` and the call's `cookies` record, de-duplicated by name (the record wins
- * over the jar, the jar over the manual header). `null` when there is nothing to send. Without a jar
- * and without a record (the `cookies: false` case), the manual header is returned verbatim.
+ * over the jar, the jar over the manual header). `url` is `http:` or `https:` (the jar matches no
+ * other scheme). `null` when there is nothing to send. Without a jar and without a record (the
+ * `cookies: false` case), the manual header is returned verbatim. A bad record is an `ArgumentError`.
  *
  * `manual` must be the caller's header, not one this function built for an earlier hop: that one
  * holds the earlier host's jar cookies.

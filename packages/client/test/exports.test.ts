@@ -16,6 +16,7 @@ test("the public surface of @hyperwire/client", async () => {
     "Transport",
     "USER_AGENT",
     "closeIdleConnections",
+    "cookieHeader",
     "del",
     "delete",
     "dial",

@@ -202,6 +202,7 @@ test("the whole surface of @hyperwire/http", () => {
     "closeIdleConnections",
     "compose",
     "compression",
+    "cookieHeader",
     "cookieMiddleware",
     "cookies",
     "cors",

@@ -3,7 +3,7 @@
 import type { ClientRequest, IncomingMessage } from "node:http";
 import type net from "node:net";
 import type tls from "node:tls";
-import { dial } from "@hyperwire/client";
+import { type CookieJar, dial } from "@hyperwire/client";
 import {
   ArgumentError,
   CanceledError,
@@ -11,7 +11,6 @@ import {
   Headers,
   type HeadersInit,
   type HTTPError,
-  isToken,
   mergeQuery,
   ProxyConfig,
   type ProxyInit,
@@ -22,6 +21,13 @@ import {
   WebSocketError,
 } from "@hyperwire/core";
 import { WebSocket as WsSocket } from "ws";
+import {
+  type HandshakeCookies,
+  handshakeCookies,
+  hopCookieHeader,
+  redirectCookies,
+  storeHandshakeCookies,
+} from "./cookies.js";
 import { type SessionOptions, WebSocket } from "./websocket.js";
 
 /** Options of {@link open}. Durations in ms; `0` disables. */
@@ -29,11 +35,25 @@ export interface OpenOptions extends SessionOptions {
   /** Extra handshake headers (no User-Agent or Origin is added for you). */
   headers?: HeadersInit;
   /**
-   * Extra cookies for the handshake, merged into its `Cookie` header (a cookie of the same name in
-   * your own header is replaced). Dropped after a cross-origin redirect. A cookie jar arrives with
-   * the client's cookie support.
+   * Cookies, as in HTTP requests. `true` (default): every handshake hop sends the jar's cookies for
+   * its URL (`ws:` matched as `http:`, `wss:` as `https:`, so Secure cookies go only to `wss:`) and
+   * stores the Set-Cookie fields of every handshake response (a redirect, a refusal, the 101).
+   * `false`: no jar at all (a `Cookie` header you set is sent verbatim). A record: extra cookies for
+   * this call on top of the jar's; the record wins over the jar, the jar over your own `Cookie`
+   * header. The record and your `Cookie` header are dropped after a cross-origin redirect.
    */
-  cookies?: Record<string, string>;
+  cookies?: boolean | Record<string, string>;
+  /**
+   * The jar of this handshake; `null`: none. Default: the default client's jar
+   * (`getDefaultClient().defaults.cookieJar`), the one the top-level `get`/`post` use.
+   */
+  cookieJar?: CookieJar | null;
+  /**
+   * Send your `headers` again on a redirect hop. Default true (`Authorization` and your cookies are
+   * still dropped across origins). `false`: a redirect hop carries only the handshake's own headers
+   * and the jar's cookies.
+   */
+  forwardHeaders?: boolean;
   /** Added to the URL's query (HTTP's rules: a string verbatim, an object sorted by key, pairs in order). */
   query?: QueryInit;
   /** Subprotocols to offer, most preferred first. */
@@ -163,8 +183,8 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
       throw new ArgumentError(`invalid subprotocol ${JSON.stringify(p)}: it must be an HTTP token`);
   }
   const proxies = proxyConfig(options.proxy);
-  const headers = new Headers(options.headers);
-  if (options.cookies !== undefined) setCookies(headers, options.cookies);
+  let headers = new Headers(options.headers);
+  const cookies = handshakeCookies(options, headers);
   const started = performance.now();
   let target = wsUrl(url);
   if (options.query !== undefined) {
@@ -173,6 +193,10 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
   }
   const limit = options.redirect === false ? 0 : o.redirectLimit;
   for (let redirects = 0; ; redirects++) {
+    // Each hop sends the jar's cookies for its own URL.
+    const cookie = hopCookieHeader(cookies, target);
+    if (cookie === null) headers.delete("cookie");
+    else headers.set("Cookie", cookie);
     const outcome = await attempt(
       target,
       options,
@@ -181,6 +205,7 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
       headers,
       proxies,
       started,
+      cookies,
     );
     if (outcome instanceof WebSocket) return outcome;
     // A redirect: `outcome` is the Location, resolved against the URL that answered.
@@ -188,10 +213,10 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
       throw new TooManyRedirectsError(limit, { status: outcome.status });
     }
     const next = wsUrl(new URL(outcome.location, target.href.replace(/^ws/, "http")));
-    if (next.origin !== target.origin) {
-      headers.delete("authorization");
-      headers.delete("cookie");
-    }
+    redirectCookies(cookies, target, next, options.forwardHeaders !== false);
+    // HTTP.jl's forwardheaders=false: the next hop starts without the caller's headers.
+    if (options.forwardHeaders === false) headers = new Headers();
+    else if (next.origin !== target.origin) headers.delete("authorization");
     target = next;
   }
 }
@@ -209,6 +234,7 @@ function attempt(
   headers: Headers,
   proxies: ProxyConfig | null,
   started: number,
+  cookies: HandshakeCookies,
 ): Promise<WebSocket | Redirect> {
   const secure = url.protocol === "wss:";
   const httpUrl = new URL(url.href);
@@ -297,6 +323,8 @@ function attempt(
     };
     raw.on("redirect", noop);
     raw.on("unexpected-response", (_req: ClientRequest, res: IncomingMessage) => {
+      // A redirect's or a refusal's cookies are kept, as an HTTP response's are.
+      storeHandshakeCookies(cookies.jar, url, res.headers["set-cookie"]);
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       res.resume();
@@ -308,6 +336,7 @@ function attempt(
       finish(new WebSocketError(1002, `websocket handshake failed: status ${status}`, { status }));
     });
     raw.on("upgrade", (res: IncomingMessage) => {
+      storeHandshakeCookies(cookies.jar, url, res.headers["set-cookie"]);
       const picked = res.headers["sec-websocket-protocol"];
       if (picked === undefined) return;
       // Hidden from ws, which would reject any subprotocol since it offered none itself.
@@ -341,28 +370,6 @@ function cancelError(reason: unknown): HTTPError {
   if (reason instanceof TimeoutError || reason instanceof CanceledError) return reason;
   const message = reason instanceof Error && reason.message ? reason.message : "websocket handshake canceled";
   return new CanceledError(message, { cause: reason });
-}
-
-/** Merges `cookies` into the Cookie header, deduplicated by name (the given ones win). */
-function setCookies(headers: Headers, cookies: Record<string, string>): void {
-  const merged = new Map<string, string>();
-  for (const value of headers.getAll("cookie")) {
-    for (const part of value.split(";")) {
-      const eq = part.indexOf("=");
-      const name = (eq < 0 ? part : part.slice(0, eq)).trim();
-      if (name !== "") merged.set(name, eq < 0 ? "" : part.slice(eq + 1).trim());
-    }
-  }
-  for (const [name, value] of Object.entries(cookies)) {
-    if (!isToken(name) || /[\s",;\\\x00-\x1f\x7f]/.test(value)) {
-      throw new ArgumentError(
-        `invalid cookie ${JSON.stringify(name)}: names are tokens, values have no spaces, quotes, commas, semicolons or backslashes`,
-      );
-    }
-    merged.set(name, value);
-  }
-  headers.delete("cookie");
-  if (merged.size > 0) headers.set("Cookie", [...merged].map(([n, v]) => `${n}=${v}`).join("; "));
 }
 
 /** Headers as a record for ws (repeated names joined with ", "). */
