@@ -173,12 +173,20 @@ export class Client {
   }
 
   /** Sends a request and reads the whole response body. */
-  async request(method: string, url: string | URL, options: VerbOptions = {}): Promise<Response<Uint8Array>> {
-    if (options.onEvent !== undefined) return requestEvents(this, method, url, options);
-    const prepared = prepare(this, method, url, options, true);
-    const p = prepared instanceof Promise ? await prepared : prepared;
-    const sink = options.responseStream;
-    return send(p, options, sink === undefined ? "buffer" : "writable", sink);
+  request(method: string, url: string | URL, options: VerbOptions = {}): Promise<Response<Uint8Array>> {
+    // Not an async function: the pipeline's promise is returned as it is, without another one
+    // around it. Errors thrown before it starts become a rejection all the same.
+    try {
+      if (options.onEvent !== undefined) return requestEvents(this, method, url, options);
+      const prepared = prepare(this, method, url, options, true);
+      const sink = options.responseStream;
+      const mode = sink === undefined ? "buffer" : "writable";
+      return prepared instanceof Promise
+        ? prepared.then((p) => send(p, options, mode, sink))
+        : send(prepared, options, mode, sink);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   get(url: string | URL, options?: NoBodyOptions): Promise<Response<Uint8Array>> {

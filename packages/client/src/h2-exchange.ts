@@ -116,7 +116,8 @@ export class H2Exchange extends AttemptBase {
     this.#stream = stream;
     (stream as OwnedStream)[kExchange] = this;
     stream.on("response", onResponse);
-    stream.on("headers", onInformational);
+    // A 1xx only matters to the read-idle timer.
+    if (this.timeouts.readIdleTimeout > 0) stream.on("headers", onInformational);
     stream.on("data", onData);
     stream.on("trailers", onTrailers);
     stream.on("end", onEnd);

@@ -225,12 +225,7 @@ function finish(
   tracer: Tracer | null,
   options: RequestOptions,
 ): Prepared {
-  const request = new Request(method, path, {
-    headers,
-    body,
-    url,
-    ...(options.context !== undefined ? { context: options.context } : {}),
-  });
+  const request = new Request(method, path, { headers, body, url, context: options.context });
   return {
     client,
     method,

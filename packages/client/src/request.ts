@@ -11,7 +11,7 @@ import {
   TimeoutError,
   TooManyRedirectsError,
 } from "@hyperwire/core";
-import { isUnprocessedStreamError } from "@hyperwire/h2";
+import { type H2ClientSession, isUnprocessedStreamError } from "@hyperwire/h2";
 import type { CookieJar } from "./cookie-jar.js";
 import { cookieHeader, jarFor, storeCookies } from "./cookies.js";
 import {
@@ -22,6 +22,7 @@ import {
   ResponseSink,
 } from "./decompress.js";
 import { canceled } from "./dial.js";
+import type { ExchangeRequest } from "./attempt.js";
 import { type Attempt, type BodyMode, Exchange, type ResponseHead } from "./exchange.js";
 import { H2Exchange } from "./h2-exchange.js";
 import { isFailingStatus, type RequestOptions, STALE_RETRY_METHODS } from "./options.js";
@@ -48,6 +49,7 @@ import {
   shouldRetry,
 } from "./retry.js";
 import { emit, type WireProtocol } from "./trace.js";
+import type { ClientDefaults } from "./client.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -119,17 +121,26 @@ export class CallGuard {
   }
 }
 
-/** Starts one attempt: a connection (idle or new), then the exchange on it. */
-export async function startAttempt(
+/** An attempt under way: its exchange, and how to stop forwarding the call's cancellation to it. */
+export interface StartedAttempt {
+  exchange: Attempt;
+  unwatch: (() => void) | undefined;
+}
+
+/**
+ * Starts one attempt: a connection (idle or new), then the exchange on it. Synchronous when an
+ * HTTP/2 session to the origin is open already (the common case on a busy origin): no promise, no
+ * extra turn.
+ */
+export function startAttempt(
   p: Prepared,
   guard: CallGuard | null,
   mode: BodyMode,
   sink: Writable | undefined,
   fresh: boolean,
   onHead: ((head: ResponseHead) => void) | undefined,
-): Promise<{ exchange: Attempt; unwatch: (() => void) | undefined }> {
+): StartedAttempt | Promise<StartedAttempt> {
   const transport = p.client.transport;
-  const req = { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
   if (p.wire === "h2" || (p.wire === "auto" && !transport.isH1Only(p.origin.key))) {
     const acquired = transport.acquireH2(
       p.origin,
@@ -137,15 +148,48 @@ export async function startAttempt(
       p.wire,
       p.http2Settings,
     );
-    const session = acquired instanceof Promise ? await acquired : acquired;
-    if (session !== null) {
-      const exchange = new H2Exchange(session, p.timeouts, mode, sink, onHead);
-      const unwatch = guard?.watch(exchange);
-      exchange.start(req, p.authority, p.origin.secure ? "https" : "http", p.expectContinue);
-      return { exchange, unwatch };
+    if (!(acquired instanceof Promise)) {
+      return acquired !== null
+        ? startH2(p, acquired, guard, mode, sink, onHead)
+        : startH1(p, guard, mode, sink, fresh, onHead);
     }
-    // The server chose HTTP/1.1 by ALPN: its connection now waits in the HTTP/1.1 pool, taken below.
+    return acquired.then((session) =>
+      session !== null
+        ? startH2(p, session, guard, mode, sink, onHead)
+        : startH1(p, guard, mode, sink, fresh, onHead),
+    );
   }
+  return startH1(p, guard, mode, sink, fresh, onHead);
+}
+
+function exchangeRequest(p: Prepared): ExchangeRequest {
+  return { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
+}
+
+function startH2(
+  p: Prepared,
+  session: H2ClientSession,
+  guard: CallGuard | null,
+  mode: BodyMode,
+  sink: Writable | undefined,
+  onHead: ((head: ResponseHead) => void) | undefined,
+): StartedAttempt {
+  const exchange = new H2Exchange(session, p.timeouts, mode, sink, onHead);
+  const unwatch = guard?.watch(exchange);
+  exchange.start(exchangeRequest(p), p.authority, p.origin.secure ? "https" : "http", p.expectContinue);
+  return { exchange, unwatch };
+}
+
+/** The HTTP/1.1 attempt (also when the server chose HTTP/1.1 by ALPN: its connection waits in the pool). */
+async function startH1(
+  p: Prepared,
+  guard: CallGuard | null,
+  mode: BodyMode,
+  sink: Writable | undefined,
+  fresh: boolean,
+  onHead: ((head: ResponseHead) => void) | undefined,
+): Promise<StartedAttempt> {
+  const transport = p.client.transport;
   const how = {
     connectTimeout: p.timeouts.connectTimeout,
     signal: guard?.signal,
@@ -162,6 +206,7 @@ export async function startAttempt(
   }
   const exchange = new Exchange(transport, conn, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
+  const req = exchangeRequest(p);
   if (p.expectContinue) exchange.startExpectContinue(req, p.authority);
   else exchange.start(req);
   return { exchange, unwatch };
@@ -205,7 +250,7 @@ export function responseOf(p: Prepared, head: ResponseHead, body: Uint8Array): R
     headers: head.headers,
     reason: head.reason,
     body,
-    ...(head.version !== undefined ? { version: head.version } : {}),
+    version: head.version,
   });
   res.url = p.url;
   res.request = p.request;
@@ -256,8 +301,9 @@ export async function send(
   let retries = 0;
   let hop = p;
   try {
-    const retry = retryPolicy(options, defaults.retryBucket);
-    const redirect = redirectPolicy(options, defaults.maxRedirects, defaults.checkRedirect);
+    const plain = defaultPolicies(options, defaults);
+    const retry = plain?.retry ?? retryPolicy(options, defaults.retryBucket);
+    const redirect = plain?.redirect ?? redirectPolicy(options, defaults.maxRedirects, defaults.checkRedirect);
     const progress = options.downloadProgress;
     if (progress !== undefined && typeof progress !== "function") {
       throw new ArgumentError("downloadProgress must be a function");
@@ -334,6 +380,40 @@ export async function send(
   }
 }
 
+/** The retry and redirect policies of calls that set no option of theirs: made once per client. */
+interface Policies {
+  readonly retry: RetryPolicy;
+  readonly redirect: RedirectPolicy;
+}
+const policiesOfClients = new WeakMap<ClientDefaults, Policies>();
+
+/** The client's default policies when `options` sets none of the retry and redirect options; else null. */
+function defaultPolicies(options: RequestOptions, defaults: ClientDefaults): Policies | null {
+  if (
+    options.retry !== undefined ||
+    options.retries !== undefined ||
+    options.retryIf !== undefined ||
+    options.retryNonIdempotent !== undefined ||
+    options.respectRetryAfter !== undefined ||
+    options.retryBucket !== undefined ||
+    options.redirect !== undefined ||
+    options.redirectLimit !== undefined ||
+    options.redirectMethod !== undefined ||
+    options.forwardHeaders !== undefined
+  ) {
+    return null;
+  }
+  let policies = policiesOfClients.get(defaults);
+  if (policies === undefined) {
+    policies = {
+      retry: retryPolicy({}, defaults.retryBucket),
+      redirect: redirectPolicy({}, defaults.maxRedirects, defaults.checkRedirect),
+    };
+    policiesOfClients.set(defaults, policies);
+  }
+  return policies;
+}
+
 /** True when a 3xx may be followed at all: redirects on and a body that can be sent again. */
 function followable(run: HopRun, res: Response<Uint8Array>): boolean {
   const body = run.hop.body;
@@ -378,7 +458,10 @@ async function attempts(run: HopRun): Promise<HopOutcome> {
       !(guard?.signal.aborted ?? false) &&
       // Bytes already in the caller's responseStream, or a body that failed to decode: not repeatable.
       (wrapper === undefined || (!wrapper.wroteToTarget && (err === null || err !== wrapper.failure)));
-    if (again) again = await shouldRetry(retry, attempt, hop.method, hop.request, err, res);
+    // A response no retry rule can take (the common case) is settled without the async verdict.
+    if (again && (err !== null || retry.retryIf !== undefined || RETRYABLE_STATUSES.has(res!.status))) {
+      again = await shouldRetry(retry, attempt, hop.method, hop.request, err, res);
+    } else again = false;
     if (again && retry.bucket !== null) {
       token = retry.bucket.acquire(new URL(hop.url).hostname);
       again = token !== null;
@@ -474,14 +557,15 @@ async function oneAttempt(
                 });
               }
             };
-      ({ exchange, unwatch } = await startAttempt(
+      const started = startAttempt(
         p,
         guard,
         wrapper === undefined ? mode : "writable",
         wrapper ?? sink,
         stale > 0,
         onHead,
-      ));
+      );
+      ({ exchange, unwatch } = started instanceof Promise ? await started : started);
       if (wrapper !== undefined) {
         const ex = exchange;
         wrapper.onFailure = (e) => ex.fail(e);

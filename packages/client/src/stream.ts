@@ -359,7 +359,8 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
                 this.#response = response;
                 emit(tracer, { type: "responseHead", response, url: p.url, attempt, redirectCount: 0 });
               };
-        const started = await startAttempt(p, this.#guard, "pull", undefined, attempt > 1, onHead);
+        const attempting = startAttempt(p, this.#guard, "pull", undefined, attempt > 1, onHead);
+        const started = attempting instanceof Promise ? await attempting : attempting;
         exchange = started.exchange;
         const unwatch = started.unwatch;
         const pipe = p.body instanceof BodyPipe ? p.body : undefined;

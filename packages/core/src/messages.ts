@@ -77,7 +77,8 @@ export class Request {
   target: string;
   headers: Headers;
   body: Body;
-  trailers: Headers;
+  // Made on first use: most requests have no trailers, and a client makes a Request per call.
+  #trailers: Headers | undefined;
   #context: RequestContext | undefined;
   version: HTTPVersion;
   /** The absolute URL, when known. */
@@ -90,7 +91,8 @@ export class Request {
     this.target = target;
     this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
     this.body = toBody(init.body);
-    this.trailers = init.trailers instanceof Headers ? init.trailers : new Headers(init.trailers);
+    const trailers = init.trailers;
+    this.#trailers = trailers === undefined || trailers instanceof Headers ? trailers : new Headers(trailers);
     this.#context = init.context;
     this.version = init.version ?? "1.1";
     this.url = init.url;
@@ -104,6 +106,20 @@ export class Request {
   /** The body parsed as JSON. Throws `ParseError` for invalid JSON. */
   json<T = unknown>(): T {
     return parseJson(bytesOf(this.body, "request")) as T;
+  }
+
+  /** Trailing headers (sent after a chunked body; on HTTP/2 in a trailing HEADERS frame). */
+  get trailers(): Headers {
+    let t = this.#trailers;
+    if (t === undefined) {
+      t = new Headers();
+      this.#trailers = t;
+    }
+    return t;
+  }
+
+  set trailers(value: Headers) {
+    this.#trailers = value;
   }
 
   /** Cancellation, deadline and metadata; made on first use when none was given. */
