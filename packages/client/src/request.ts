@@ -12,6 +12,8 @@ import {
   TooManyRedirectsError,
 } from "@hyperwire/core";
 import { type H2ClientSession, isUnprocessedStreamError } from "@hyperwire/h2";
+import type { ExchangeRequest } from "./attempt.js";
+import type { ClientDefaults } from "./client.js";
 import type { CookieJar } from "./cookie-jar.js";
 import { cookieHeader, jarFor, storeCookies } from "./cookies.js";
 import {
@@ -22,7 +24,6 @@ import {
   ResponseSink,
 } from "./decompress.js";
 import { canceled } from "./dial.js";
-import type { ExchangeRequest } from "./attempt.js";
 import { type Attempt, type BodyMode, Exchange, type ResponseHead } from "./exchange.js";
 import { H2Exchange } from "./h2-exchange.js";
 import { isFailingStatus, type RequestOptions, STALE_RETRY_METHODS } from "./options.js";
@@ -49,7 +50,6 @@ import {
   shouldRetry,
 } from "./retry.js";
 import { emit, type WireProtocol } from "./trace.js";
-import type { ClientDefaults } from "./client.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -303,7 +303,8 @@ export async function send(
   try {
     const plain = defaultPolicies(options, defaults);
     const retry = plain?.retry ?? retryPolicy(options, defaults.retryBucket);
-    const redirect = plain?.redirect ?? redirectPolicy(options, defaults.maxRedirects, defaults.checkRedirect);
+    const redirect =
+      plain?.redirect ?? redirectPolicy(options, defaults.maxRedirects, defaults.checkRedirect);
     const progress = options.downloadProgress;
     if (progress !== undefined && typeof progress !== "function") {
       throw new ArgumentError("downloadProgress must be a function");
