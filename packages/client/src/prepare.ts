@@ -364,10 +364,20 @@ function setsTimeout(o: RequestOptions): boolean {
   );
 }
 
+/**
+ * URLs parsed from strings, by string: a client calls the same URLs again and again, and WHATWG
+ * parsing is about a microsecond each time. The URL objects are only read, never changed or handed
+ * out. Bounded: emptied when full.
+ */
+const parsedUrls = new Map<string, URL>();
+const PARSED_URLS_MAX = 1024;
+
 function parseUrl(url: string | URL): URL {
-  let u: URL;
+  let u: URL | undefined;
   if (url instanceof URL) u = url;
   else if (typeof url === "string") {
+    u = parsedUrls.get(url);
+    if (u !== undefined) return u;
     try {
       u = new URL(url);
     } catch (e) {
@@ -385,6 +395,10 @@ function parseUrl(url: string | URL): URL {
     );
   }
   if (u.hostname === "") throw new ArgumentError(`URL ${u.href} has no host`);
+  if (typeof url === "string") {
+    if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
+    parsedUrls.set(url, u);
+  }
   return u;
 }
 

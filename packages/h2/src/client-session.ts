@@ -176,8 +176,10 @@ export class H2ClientSession {
       this.#slotFreed();
       throw this.streamError(undefined, e);
     }
+    // Both slots set now, so every stream takes one shape; 'close' comes once, so `on` (no wrapper).
     (stream as CountedStream)[kSession] = this;
-    stream.once("close", onCountedClose);
+    (stream as CountedStream)[kSlotFreed] = false;
+    stream.on("close", onCountedClose);
     return stream;
   }
 
