@@ -139,6 +139,9 @@ export class ServerSession {
     this.#resetLimit = (options.maxConcurrentStreams || 100) + RAPID_RESET_ALLOWANCE;
     const settings: http2.Settings = {
       enablePush: false,
+      // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): clients may open WebSockets (and other
+      // tunnels) with an extended CONNECT; the server's handlers decide whether to accept them.
+      enableConnectProtocol: true,
       initialWindowSize: options.settings.initialWindowSize,
       maxHeaderListSize: options.maxHeaderListSize,
     };

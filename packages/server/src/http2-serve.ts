@@ -10,6 +10,7 @@ import { logAccess, reportHandlerError, waitDrain } from "./io.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { makeRequest } from "./request.js";
 import { ABORTED, bufferBody, closeUnread, describe, isExpected, TOO_LARGE } from "./serve.js";
+import { offerConnect } from "./upgrade.js";
 
 // node copies respond() options, so one frozen object each serves every response.
 const END_STREAM = Object.freeze({ endStream: true });
@@ -71,7 +72,11 @@ export class H2ServeRunner {
     ex.request = makeRequest(ex, "2", ex);
     if (this.#log !== undefined) ex.t0 = performance.now();
     if (ex.stream.endAfterHeaders) this.#invoke(ex);
-    else void this.#withBody(ex);
+    else if (ex.protocol !== undefined) {
+      // An extended CONNECT (RFC 8441): the stream is a tunnel for `takeConnect`, not a body to read.
+      offerConnect(ex.request, ex);
+      this.#invoke(ex);
+    } else void this.#withBody(ex);
   };
 
   async #withBody(ex: H2Exchange): Promise<void> {
@@ -126,6 +131,7 @@ export class H2ServeRunner {
 
   #fail(ex: H2Exchange, err: unknown): void {
     reportHandlerError(err);
+    if (ex.taken) return;
     respondError(ex, 500);
     this.#done(ex, 500, 0);
   }
@@ -136,6 +142,8 @@ export class H2ServeRunner {
   }
 
   #send(ex: H2Exchange, resp: Response): void {
+    // A stream taken over by `takeConnect` is the tunnel's: the handler's Response is not sent.
+    if (ex.taken) return;
     const status = resp.status;
     if (status < 200) {
       this.#fail(

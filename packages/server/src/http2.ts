@@ -30,7 +30,7 @@ export class H2Exchange {
   /** node:http2's header object (lower-case names, pseudo-headers included). */
   readonly headers: IncomingHttpHeaders;
   readonly method: string;
-  /** The request target: `:path`, or `:authority` for CONNECT. */
+  /** The request target: `:path`, or `:authority` for a plain CONNECT (one without `:protocol`). */
   readonly url: string;
   readonly #raw: string[];
   #flat: string[] | undefined;
@@ -42,6 +42,12 @@ export class H2Exchange {
   ended = false;
   /** True when we reset the stream ourselves. */
   resetByUs = false;
+  /** The `:protocol` of an extended CONNECT (RFC 8441), else `undefined`. */
+  protocol: string | undefined = undefined;
+  /** True once `takeConnect` gave the stream to a tunnel (a WebSocket): the runner writes nothing. */
+  taken = false;
+  /** The engine, set for extended CONNECT streams only (a taken stream is closed on its shutdown). */
+  engine: Http2Engine | undefined = undefined;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -217,6 +223,8 @@ export class Http2Engine {
   readonly #run: H2Runner;
   /** Set by {@link beginClose}: new connections are refused. */
   closing = false;
+  /** Streams taken over by `takeConnect` (WebSockets), each with what asks it to finish on shutdown. */
+  readonly tunnels = new Map<H2Exchange, (force: boolean) => void>();
 
   constructor(options: ResolvedServerOptions, run: H2Runner) {
     this.#options = options;
@@ -261,14 +269,20 @@ export class Http2Engine {
     session.streamOpened();
     const method = headers[":method"] as string;
     const path = headers[":path"];
+    // An extended CONNECT (RFC 8441, `:protocol` present) targets `:path`; a plain one `:authority`.
+    const protocol = method === "CONNECT" ? headers[":protocol"] : undefined;
     const ex = new H2Exchange(
       stream,
       session,
       headers,
       method,
-      method === "CONNECT" ? (headers[":authority"] ?? "") : (path ?? ""),
+      method === "CONNECT" && protocol === undefined ? (headers[":authority"] ?? "") : (path ?? ""),
       raw,
     );
+    if (protocol !== undefined) {
+      ex.protocol = protocol as string;
+      ex.engine = this;
+    }
     (stream as ExchangeStream)[kExchange] = ex;
     stream.on("close", onStreamClose);
     if (invalidTarget(method, path)) {
@@ -288,12 +302,15 @@ export class Http2Engine {
   /** Graceful shutdown: GOAWAY on every session; each closes once its open streams are done. */
   beginClose(): void {
     this.closing = true;
+    // Tunnels are asked to finish (a WebSocket says 1001); their sessions close when they have.
+    for (const onClose of [...this.tunnels.values()]) onClose(false);
     for (const s of this.sessions) s.close();
   }
 
   /** Every session, now. */
   destroyAll(): void {
     this.closing = true;
+    for (const onClose of [...this.tunnels.values()]) onClose(true);
     for (const s of this.sessions) s.destroy();
   }
 }

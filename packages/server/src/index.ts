@@ -67,4 +67,12 @@ export {
   sseResponse,
 } from "./sse.js";
 export { type PeerAddr, ServerStream } from "./stream.js";
-export { isUpgradeable, type TakeUpgradeOptions, takeUpgrade, type UpgradeConnection } from "./upgrade.js";
+export {
+  type ConnectStream,
+  connectProtocol,
+  isUpgradeable,
+  type TakeUpgradeOptions,
+  takeConnect,
+  takeUpgrade,
+  type UpgradeConnection,
+} from "./upgrade.js";

@@ -19,6 +19,7 @@ test("the public surface of @hyperwire/server", async () => {
     "ServerStream",
     "compose",
     "compression",
+    "connectProtocol",
     "cookieMiddleware",
     "cors",
     "fileServer",
@@ -37,6 +38,7 @@ test("the public surface of @hyperwire/server", async () => {
     "serveFile",
     "sseResponse",
     "streamHandler",
+    "takeConnect",
     "takeUpgrade",
   ]);
 });
