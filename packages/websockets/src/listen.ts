@@ -5,9 +5,10 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type tls from "node:tls";
-import { AddressInUseError, ArgumentError, ConnectError, ProtocolError } from "@hyperwire/core";
+import { AddressInUseError, ArgumentError, ConnectError, ProtocolError, Request } from "@hyperwire/core";
+import { connectProtocol } from "@hyperwire/server";
 import { WebSocketServer as WsServer } from "ws";
-import { type SessionOptions, WebSocket } from "./websocket.js";
+import { fragmentLimit, type SessionOptions, WebSocket } from "./websocket.js";
 
 /** Decides whether a browser page from `origin` may connect (`origin` is `null` without the header). */
 export type OriginCheck = (req: IncomingMessage, origin: string | null) => boolean;
@@ -54,12 +55,25 @@ export function refusal(
   secure: boolean,
   checkOrigin: OriginCheck | undefined,
 ): [number, string] | null {
-  if (req.method !== "GET" || !isUpgradeRequest(req) || req.headers["sec-websocket-version"] !== "13") {
-    return [400, "websocket upgrade required"];
+  if (req.method === "CONNECT") {
+    // HTTP/2 (RFC 8441): `:protocol: websocket` instead of Upgrade/Connection, and no key (the
+    // stream replaces what Sec-WebSocket-Key/Accept guarded).
+    const protocol = req.headers[":protocol"];
+    if (
+      typeof protocol !== "string" ||
+      protocol.toLowerCase() !== "websocket" ||
+      req.headers["sec-websocket-version"] !== "13"
+    ) {
+      return [400, "websocket upgrade required"];
+    }
+  } else {
+    if (req.method !== "GET" || !isUpgradeRequest(req) || req.headers["sec-websocket-version"] !== "13") {
+      return [400, "websocket upgrade required"];
+    }
+    const key = req.headers["sec-websocket-key"];
+    if (key === undefined) return [400, "missing websocket key"];
+    if (!/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) return [400, "invalid websocket key"];
   }
-  const key = req.headers["sec-websocket-key"];
-  if (key === undefined) return [400, "missing websocket key"];
-  if (!/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) return [400, "invalid websocket key"];
   const origin = req.headers.origin ?? null;
   const allowed = checkOrigin !== undefined ? checkOrigin(req, origin) : sameOrigin(req, origin, secure);
   if (typeof allowed !== "boolean") throw new ArgumentError("checkOrigin must return a boolean");
@@ -67,10 +81,31 @@ export function refusal(
   return null;
 }
 
-/** True when a request asks for a WebSocket upgrade (`Upgrade: websocket`, `Connection: upgrade`). */
-export function isUpgradeRequest(req: { headers: Record<string, string | string[] | undefined> }): boolean {
-  const upgrade = req.headers.upgrade;
-  const connection = req.headers.connection;
+/**
+ * True when a request asks for a WebSocket: over HTTP/1.1 `Upgrade: websocket` with
+ * `Connection: upgrade`; over HTTP/2 an extended CONNECT (RFC 8441) with `:protocol: websocket` and
+ * `Sec-WebSocket-Version: 13`. Takes a server `Request`, or node's header record (`IncomingMessage`).
+ *
+ * ```ts
+ * serve((req) => (isUpgrade(req) ? upgrade(req, echo) : new Response(200, { body: "hello" })));
+ * ```
+ */
+export function isUpgradeRequest(
+  req: Request | { headers: Record<string, string | string[] | undefined> },
+): boolean {
+  if (req instanceof Request) {
+    const headers = req.headers;
+    if (req.method === "CONNECT") {
+      return (
+        connectProtocol(req)?.toLowerCase() === "websocket" && headers.get("sec-websocket-version") === "13"
+      );
+    }
+    return upgradeTokens(headers.get("upgrade") ?? undefined, headers.getAll("connection").join(","));
+  }
+  return upgradeTokens(req.headers.upgrade, req.headers.connection);
+}
+
+function upgradeTokens(upgrade: unknown, connection: unknown): boolean {
   return (
     typeof upgrade === "string" &&
     upgrade.toLowerCase() === "websocket" &&
@@ -118,6 +153,7 @@ export function wsServerFor(options: AcceptOptions): WsServer {
   return new WsServer({
     noServer: true,
     maxPayload: options.maxFrameSize ?? LISTEN_DEFAULTS.maxFrameSize,
+    maxFragments: fragmentLimit(options.maxFragmentation),
     perMessageDeflate: options.compress === true,
     clientTracking: false,
     handleProtocols: (protocols) => {

@@ -28,7 +28,8 @@ import {
   redirectCookies,
   storeHandshakeCookies,
 } from "./cookies.js";
-import { type SessionOptions, WebSocket } from "./websocket.js";
+import { openH2 } from "./open-h2.js";
+import { fragmentLimit, type SessionOptions, WebSocket } from "./websocket.js";
 
 /** Options of {@link open}. Durations in ms; `0` disables. */
 export interface OpenOptions extends SessionOptions {
@@ -68,6 +69,14 @@ export interface OpenOptions extends SessionOptions {
   redirectLimit?: number;
   /** The proxy: a URL, a `ProxyConfig` or `null` (direct). Default: the environment's. */
   proxy?: ProxyInit;
+  /**
+   * The HTTP version of the handshake. `"h1"` (default, as HTTP.jl): an HTTP/1.1 Upgrade on a
+   * connection of its own. `"h2"`: RFC 8441's extended CONNECT on an HTTP/2 session of its own
+   * (TLS with ALPN `h2` for `wss:`, prior-knowledge h2c for `ws:`), which closes with the WebSocket;
+   * the server must send SETTINGS_ENABLE_CONNECT_PROTOCOL, else the handshake fails (1002). Over
+   * `"h2"` redirects are not followed (a 3xx fails with its status); proxies work as over HTTP/1.1.
+   */
+  protocol?: "h1" | "h2";
   /** Node TLS options for `wss:` (`ca`, `rejectUnauthorized`, ...). */
   tls?: tls.ConnectionOptions;
   /** DNS + TCP + proxy + TLS. Default 30 000. */
@@ -141,7 +150,7 @@ export async function open<T>(
 }
 
 /** Normalises the URL: `http:` → `ws:`, `https:` → `wss:`; anything else is an `ArgumentError`. */
-function wsUrl(url: string | URL): URL {
+export function wsUrl(url: string | URL): URL {
   let u: URL;
   try {
     u = new URL(url);
@@ -157,7 +166,8 @@ function wsUrl(url: string | URL): URL {
   return u;
 }
 
-function proxyConfig(init: ProxyInit | undefined): ProxyConfig | null {
+/** The proxy configuration of a handshake: `null` for direct; the environment's when not given. */
+export function proxyConfig(init: ProxyInit | undefined): ProxyConfig | null {
   if (init === null) return null;
   if (init === undefined) {
     envProxy ??= ProxyConfig.fromEnv();
@@ -168,6 +178,7 @@ function proxyConfig(init: ProxyInit | undefined): ProxyConfig | null {
 }
 
 async function handshake(url: string | URL, options: OpenOptions): Promise<WebSocket> {
+  if (options.protocol !== undefined && options.protocol !== "h1") return openH2(url, options);
   const o = { ...OPEN_DEFAULTS, ...definedOnly(options) };
   for (const name of [
     "connectTimeout",
@@ -178,6 +189,7 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
   ] as const) {
     if (options[name] !== undefined) checkTimeout(name, options[name]);
   }
+  fragmentLimit(options.maxFragmentation);
   for (const p of options.subprotocols ?? []) {
     if (!TOKEN.test(p))
       throw new ArgumentError(`invalid subprotocol ${JSON.stringify(p)}: it must be an HTTP token`);
@@ -282,6 +294,7 @@ function attempt(
       headers: wsHeaders,
       perMessageDeflate: options.compress === true,
       maxPayload: maxFrameSize,
+      maxFragments: fragmentLimit(options.maxFragmentation),
       followRedirects: false,
       // Our dialer: TCP/TLS, proxies and the connect timeout, shared with the HTTP client.
       createConnection: ((_opts: unknown, callback: (err: Error | null, socket?: net.Socket) => void) => {
@@ -366,7 +379,8 @@ function attempt(
   });
 }
 
-function cancelError(reason: unknown): HTTPError {
+/** The error a handshake aborted by a signal fails with (a deadline's TimeoutError as it is). */
+export function cancelError(reason: unknown): HTTPError {
   if (reason instanceof TimeoutError || reason instanceof CanceledError) return reason;
   const message = reason instanceof Error && reason.message ? reason.message : "websocket handshake canceled";
   return new CanceledError(message, { cause: reason });

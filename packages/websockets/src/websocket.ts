@@ -26,6 +26,28 @@ export interface SessionOptions {
   pongTimeout?: number;
   /** Close with 1006 when a send is not taken by the socket within this (the peer stopped reading). Default 0. */
   writeIdleTimeout?: number;
+  /**
+   * The most frames one incoming message may arrive in (HTTP.jl's `maxfragmentation`); one more
+   * closes the connection with 1008 (ws's code for it). Default 1024; `0`: no limit. Without a
+   * bound, a peer could send a large message as millions of 1-byte fragments, each held as its own
+   * buffer until the message ends.
+   */
+  maxFragmentation?: number;
+}
+
+/** The default of {@link SessionOptions.maxFragmentation}. */
+export const MAX_FRAGMENTATION = 1024;
+
+/**
+ * The `maxFragmentation` option checked (an integer ≥ 0, else `ArgumentError`) and defaulted, as
+ * ws's `maxFragments` takes it.
+ */
+export function fragmentLimit(value: number | undefined): number {
+  if (value === undefined) return MAX_FRAGMENTATION;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    throw new ArgumentError(`maxFragmentation must be an integer ≥ 0 (0: no limit), got ${String(value)}`);
+  }
+  return value;
 }
 
 /** Close codes after which iteration ends quietly. */
@@ -534,6 +556,8 @@ function violationCloseCode(err: Error): number | undefined {
   if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") {
     return 1009;
   }
+  // Too many fragments in one message (maxFragmentation): ws closes with 1008.
+  if (code === "WS_ERR_TOO_MANY_BUFFERED_PARTS") return 1008;
   // zlib errors (a broken deflate stream) are 1007 in ws, as invalid UTF-8 is.
   if (code === "WS_ERR_INVALID_UTF8" || code.startsWith("Z_")) return 1007;
   if (code.startsWith("WS_ERR_")) return 1002;

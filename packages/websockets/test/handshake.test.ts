@@ -20,6 +20,7 @@ import { tls as fixtures } from "../../../fixtures/tls/index.mjs";
 import { isUpgrade, listen, type OpenOptions, open, serverAddr, type WebSocketServer } from "../src/index.js";
 import {
   checkUnhandledRejections,
+  connectProxy,
   deferred,
   freePort,
   handshakeRequest,
@@ -347,63 +348,16 @@ describe("handshake timeouts and cancellation", () => {
 });
 
 describe("proxies", () => {
-  /** A tiny HTTP CONNECT proxy; records the targets it was asked for. */
-  async function connectProxy(): Promise<{ url: string; targets: string[] }> {
-    const targets: string[] = [];
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((client) => {
-      sockets.add(client);
-      client.on("error", () => {});
-      client.on("close", () => sockets.delete(client));
-      let head = "";
-      const onData = (chunk: Buffer): void => {
-        head += chunk.toString("latin1");
-        const end = head.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        client.off("data", onData);
-        const m = /^CONNECT (\S+):(\d+) HTTP\/1\.1/.exec(head);
-        if (!m) {
-          client.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n");
-          return;
-        }
-        targets.push(`${m[1]}:${m[2]}`);
-        const upstream = net.connect(Number(m[2]), m[1] as string, () => {
-          client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-          const rest = Buffer.from(head.slice(end + 4), "latin1");
-          if (rest.length > 0) upstream.write(rest);
-          client.pipe(upstream);
-          upstream.pipe(client);
-        });
-        sockets.add(upstream);
-        upstream.on("error", () => client.destroy());
-        upstream.on("close", () => {
-          sockets.delete(upstream);
-          client.destroy();
-        });
-      };
-      client.on("data", onData);
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, targets };
-  }
-
   test("an explicit HTTP proxy is used through a CONNECT tunnel", async () => {
     const server = await echoServer();
-    const proxy = await connectProxy();
+    const proxy = await connectProxy(res);
     expect(await echoOnce(`ws://${serverAddr(server)}/`, { proxy: proxy.url })).toBe("ping?");
     expect(proxy.targets).toEqual([serverAddr(server)]);
   });
 
   test("wss: through a CONNECT tunnel", async () => {
     const server = await echoServer({ tls: { key: fixtures.key, cert: fixtures.cert } });
-    const proxy = await connectProxy();
+    const proxy = await connectProxy(res);
     expect(
       await echoOnce(`wss://localhost:${server.port}/`, { proxy: proxy.url, tls: { ca: fixtures.ca } }),
     ).toBe("ping?");
@@ -459,7 +413,7 @@ describe("proxies", () => {
 
   test("proxy: null and new ProxyConfig() are direct", async () => {
     const server = await echoServer();
-    const proxy = await connectProxy();
+    const proxy = await connectProxy(res);
     expect(await echoOnce(`ws://${serverAddr(server)}/`, { proxy: null })).toBe("ping?");
     expect(await echoOnce(`ws://${serverAddr(server)}/`, { proxy: new ProxyConfig() })).toBe("ping?");
     expect(proxy.targets).toEqual([]);

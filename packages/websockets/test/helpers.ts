@@ -367,3 +367,50 @@ export class RawClient {
     this.socket.destroy();
   }
 }
+
+/** A tiny HTTP CONNECT proxy, closed by `res`; records the targets it was asked for. */
+export async function connectProxy(res: Resources): Promise<{ url: string; targets: string[] }> {
+  const targets: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("error", () => {});
+    client.on("close", () => sockets.delete(client));
+    let head = "";
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString("latin1");
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      client.off("data", onData);
+      const m = /^CONNECT (\S+):(\d+) HTTP\/1\.1/.exec(head);
+      if (!m) {
+        client.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+        return;
+      }
+      targets.push(`${m[1]}:${m[2]}`);
+      const upstream = net.connect(Number(m[2]), m[1] as string, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        const rest = Buffer.from(head.slice(end + 4), "latin1");
+        if (rest.length > 0) upstream.write(rest);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.on("error", () => client.destroy());
+      upstream.on("close", () => {
+        sockets.delete(upstream);
+        client.destroy();
+      });
+    };
+    client.on("data", onData);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  res.defer(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, targets };
+}
