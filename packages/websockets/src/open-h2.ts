@@ -190,15 +190,34 @@ export function openH2(url: string | URL, options: OpenOptions): Promise<WebSock
       finish(null, new WebSocket(raw, path, options, chosen));
     };
 
+    const notAllowed = (): void =>
+      fail(
+        'the server does not allow WebSockets over HTTP/2 (it did not send SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441); use protocol: "h1"',
+      );
+    let asked = false;
+    let requested = false;
     const onSettings = (settings: http2.Settings): void => {
-      if (settled) return;
+      if (settled || requested) return;
       clearTimeout(connecting);
       if (settings.enableConnectProtocol !== true) {
-        fail(
-          'the server does not allow WebSockets over HTTP/2 (it did not send SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441); use protocol: "h1"',
-        );
+        // RFC 8441 lets the setting come in a later SETTINGS frame than the first. A PING's ACK
+        // comes after every frame the server sent before it: if the setting has not come by then,
+        // the server does not allow the extended CONNECT.
+        if (asked) return;
+        asked = true;
+        try {
+          session!.ping((err) => {
+            if (!requested && !settled) {
+              if (err) fail("the HTTP/2 connection failed", err);
+              else notAllowed();
+            }
+          });
+        } catch (e) {
+          fail("the HTTP/2 connection failed", e);
+        }
         return;
       }
+      requested = true;
       let stream: ClientHttp2Stream;
       try {
         stream = session!.request(request, { endStream: false });
@@ -262,7 +281,7 @@ export function openH2(url: string | URL, options: OpenOptions): Promise<WebSock
             );
           }
         });
-        s.once("remoteSettings", onSettings);
+        s.on("remoteSettings", onSettings);
       },
       (e: unknown) => finish(e as HTTPError),
     );

@@ -1,7 +1,7 @@
 // WebSockets over HTTP/2 (RFC 8441, extended CONNECT), both sides: our client and our server over h2c
 // and TLS, HTTP and WebSocket streams on one session, the wire seen by raw node:http2 peers with
 // hand-made frames, refusals, resets, shutdown, permessage-deflate, the handshake's timeouts and
-// options. (No independent RFC 8441 peer is installed here: Python's websockets speaks HTTP/1.1 only.)
+// options. The independent peer (Python's h2 with websockets' frame codec) is in interop-h2.test.ts.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import net from "node:net";
 import { CookieJar } from "@hyperwire/client";
@@ -552,6 +552,37 @@ describe("client: open(url, { protocol: 'h2' })", () => {
     expect(streams).toBe(0);
     // The client's session did not outlive the failure.
     await waitFor(() => sessions.size === 0, 3_000, "the client's session to close");
+  });
+
+  test("SETTINGS_ENABLE_CONNECT_PROTOCOL in a later SETTINGS frame than the first is honoured", async () => {
+    // node sends the constructor's settings first; `session.settings()` right after is a second frame.
+    const server = http2.createServer({ settings: {} });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on("session", (s) => {
+      sessions.add(s);
+      s.on("error", () => {});
+      s.once("close", () => sessions.delete(s));
+      s.settings({ enableConnectProtocol: true });
+    });
+    let seen: IncomingHttpHeaders | undefined;
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => {});
+      seen = headers;
+      stream.respond({ ":status": 200 });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    res.defer(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sessions) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    const port = (server.address() as net.AddressInfo).port;
+    const ws = await within(open(`ws://127.0.0.1:${port}/late`, { protocol: "h2" }), 3_000, "the open");
+    expect(seen?.[":protocol"]).toBe("websocket");
+    expect(seen?.[":path"]).toBe("/late");
+    ws.terminate();
   });
 
   test("a non-200 answer is a WebSocketError carrying the status (3xx included: not followed)", async () => {
