@@ -69,7 +69,11 @@ const CLIENTS = {
     });
     return {
       one: async () => {
-        const { statusCode, body } = await client.request({ method: "GET", path: "/tiny", headers: SAME_HEADERS });
+        const { statusCode, body } = await client.request({
+          method: "GET",
+          path: "/tiny",
+          headers: SAME_HEADERS,
+        });
         const bytes = await body.arrayBuffer();
         if (statusCode !== 200) throw new Error(`status ${statusCode}`);
         return bytes.byteLength;
