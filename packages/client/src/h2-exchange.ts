@@ -49,7 +49,10 @@ function onError(this: OwnedStream, err: Error): void {
   this[kExchange].onStreamError(err);
 }
 function onClose(this: OwnedStream): void {
-  this[kExchange].onStreamError(undefined);
+  const ex = this[kExchange];
+  ex.onStreamError(undefined);
+  // The session's slot for this stream (the session lets this listener report it).
+  ex.session.streamDone(this);
 }
 
 /**
@@ -108,7 +111,7 @@ export class H2Exchange extends AttemptBase {
     const headers = h2Headers(req, authority, scheme);
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = this.session.request(headers, body === null);
+      stream = this.session.request(headers, body === null, true);
     } catch (e) {
       this.settleError(e instanceof HTTPError ? e : this.session.streamError(undefined, e));
       return;

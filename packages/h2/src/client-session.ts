@@ -161,9 +161,14 @@ export class H2ClientSession {
   /**
    * Opens a stream on a slot taken by {@link reserve}. `endStream`: the request has no body. Throws a
    * hyperwire error (never node's) when the session can no longer take streams; the slot is then
-   * given back.
+   * given back. The slot is freed when the stream closes; with `callerReportsClose` the caller's own
+   * 'close' listener calls {@link streamDone} instead (one listener per stream, not two).
    */
-  request(headers: http2.OutgoingHttpHeaders, endStream: boolean): http2.ClientHttp2Stream {
+  request(
+    headers: http2.OutgoingHttpHeaders,
+    endStream: boolean,
+    callerReportsClose = false,
+  ): http2.ClientHttp2Stream {
     let stream: http2.ClientHttp2Stream;
     try {
       // node:http2 ends GET, HEAD and DELETE requests by itself, and an options object costs a
@@ -179,7 +184,7 @@ export class H2ClientSession {
     // Both slots set now, so every stream takes one shape; 'close' comes once, so `on` (no wrapper).
     (stream as CountedStream)[kSession] = this;
     (stream as CountedStream)[kSlotFreed] = false;
-    stream.on("close", onCountedClose);
+    if (!callerReportsClose) stream.on("close", onCountedClose);
     return stream;
   }
 
