@@ -14,7 +14,10 @@ import type { RequestOptions } from "./options.js";
  * const jar = jarFor(client, { cookies: { session: "abc" } }); // client.defaults.cookieJar
  * ```
  */
-export function jarFor(client: Client, options: RequestOptions): CookieJar | null {
+export function jarFor(
+  client: Client,
+  options: Pick<RequestOptions, "cookies" | "cookieJar">,
+): CookieJar | null {
   const cookies = options.cookies;
   if (cookies !== undefined && typeof cookies !== "boolean" && !isPlainRecord(cookies)) {
     throw new ArgumentError("cookies must be true, false or an object of cookie names to values");

@@ -27,7 +27,7 @@ export {
 export type { RequestBody } from "./body.js";
 export { Client, type ClientDefaults, type ClientOptions } from "./client.js";
 export { CookieJar, type CookieJarData, type StoredCookie } from "./cookie-jar.js";
-export { cookieHeader } from "./cookies.js";
+export { cookieHeader, jarFor } from "./cookies.js";
 export type { DownloadProgress } from "./decompress.js";
 export { type Dialed, type DialOptions, dial } from "./dial.js";
 export type { BasicAuth, RequestOptions } from "./options.js";

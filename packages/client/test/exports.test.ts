@@ -24,6 +24,7 @@ test("the public surface of @hyperwire/client", async () => {
     "getDefaultClient",
     "head",
     "isRecoverable",
+    "jarFor",
     "open",
     "options",
     "patch",

@@ -233,6 +233,7 @@ test("the whole surface of @hyperwire/http", () => {
     "isRecoverable",
     "isToken",
     "isUpgradeable",
+    "jarFor",
     "listen",
     "mergeDefaultQuery",
     "mergeQuery",

@@ -2,7 +2,7 @@
 // (the call's, else the default client's, the one `get`/`post` use), the Cookie header of a hop,
 // and storing the Set-Cookie fields of every handshake response (3xx, refusal, 101). The HTTP/1.1
 // handshake (open.ts) and the HTTP/2 one call the same functions.
-import { type CookieJar, cookieHeader, getDefaultClient } from "@hyperwire/client";
+import { type CookieJar, cookieHeader, getDefaultClient, jarFor } from "@hyperwire/client";
 import { ArgumentError, type Headers } from "@hyperwire/core";
 
 /** The cookie options of a handshake, as `OpenOptions` has them. */
@@ -37,14 +37,9 @@ export interface HandshakeCookies {
  * ```
  */
 export function handshakeCookies(options: HandshakeCookieOptions, headers: Headers): HandshakeCookies {
+  // The HTTP client's choice and checks of the two options, with the default client's jar.
+  const jar = jarFor(getDefaultClient(), options);
   const cookies = options.cookies;
-  if (cookies !== undefined && typeof cookies !== "boolean" && !isPlainRecord(cookies)) {
-    throw new ArgumentError("cookies must be true, false or an object of cookie names to values");
-  }
-  const own = options.cookieJar;
-  if (own !== undefined && own !== null && !isJar(own)) {
-    throw new ArgumentError("cookieJar must be a CookieJar or null");
-  }
   const callCookies = typeof cookies === "object" ? cookies : undefined;
   if (callCookies !== undefined) {
     // The client's rules for a record, checked now so that a bad cookie fails before any dial.
@@ -55,7 +50,6 @@ export function handshakeCookies(options: HandshakeCookieOptions, headers: Heade
       throw new ArgumentError(`invalid cookie: ${e.message}`, { cause: e });
     }
   }
-  const jar = cookies === false ? null : own !== undefined ? own : getDefaultClient().defaults.cookieJar;
   const fields = headers.getAll("cookie");
   return { jar, callCookies, manual: fields.length === 0 ? null : fields.join("; ") };
 }
@@ -126,19 +120,4 @@ function httpUrl(url: URL): URL {
   const u = new URL(url.href);
   u.protocol = url.protocol === "wss:" ? "https:" : "http:";
   return u;
-}
-
-function isPlainRecord(v: unknown): v is Record<string, string> {
-  if (typeof v !== "object" || v === null) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function isJar(v: unknown): v is CookieJar {
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    typeof (v as CookieJar).cookieHeader === "function" &&
-    typeof (v as CookieJar).setCookie === "function"
-  );
 }
