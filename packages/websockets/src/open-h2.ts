@@ -11,7 +11,6 @@ import type net from "node:net";
 import { dial } from "@hyperwire/client";
 import {
   ArgumentError,
-  checkTimeout,
   Headers,
   type HTTPError,
   mergeQuery,
@@ -31,9 +30,6 @@ import { cancelError, OPEN_DEFAULTS, type OpenOptions, proxyConfig, wsUrl } from
 import { fragmentLimit, WebSocket } from "./websocket.js";
 
 const { NGHTTP2_CANCEL } = http2.constants;
-
-/** An HTTP token (RFC 9110 §5.6.2): what a subprotocol name must be. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Request fields HTTP/2 forbids (RFC 9113 §8.2.2) or that the handshake sets itself. */
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
@@ -60,20 +56,8 @@ export function openH2(url: string | URL, options: OpenOptions): Promise<WebSock
   if (options.protocol !== "h2") {
     throw new ArgumentError(`protocol must be "h1" or "h2", not ${JSON.stringify(options.protocol)}`);
   }
-  for (const name of [
-    "connectTimeout",
-    "requestTimeout",
-    "responseHeaderTimeout",
-    "writeIdleTimeout",
-    "readIdleTimeout",
-  ] as const) {
-    if (options[name] !== undefined) checkTimeout(name, options[name]);
-  }
+  // open() checked the timeouts, maxFragmentation and the subprotocols.
   const offered = options.subprotocols ?? [];
-  for (const p of offered) {
-    if (!TOKEN.test(p))
-      throw new ArgumentError(`invalid subprotocol ${JSON.stringify(p)}: it must be an HTTP token`);
-  }
   let target = wsUrl(url);
   if (options.query !== undefined)
     target = new URL(mergeQuery(target.pathname + target.search, options.query), target);

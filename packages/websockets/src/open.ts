@@ -177,9 +177,8 @@ export function proxyConfig(init: ProxyInit | undefined): ProxyConfig | null {
   return ProxyConfig.fromUrl(init);
 }
 
-async function handshake(url: string | URL, options: OpenOptions): Promise<WebSocket> {
-  if (options.protocol !== undefined && options.protocol !== "h1") return openH2(url, options);
-  const o = { ...OPEN_DEFAULTS, ...definedOnly(options) };
+/** The checks of the options both handshakes (HTTP/1.1 and HTTP/2) make before anything is dialed. */
+function checkOptions(options: OpenOptions): void {
   for (const name of [
     "connectTimeout",
     "requestTimeout",
@@ -194,6 +193,12 @@ async function handshake(url: string | URL, options: OpenOptions): Promise<WebSo
     if (!TOKEN.test(p))
       throw new ArgumentError(`invalid subprotocol ${JSON.stringify(p)}: it must be an HTTP token`);
   }
+}
+
+async function handshake(url: string | URL, options: OpenOptions): Promise<WebSocket> {
+  checkOptions(options);
+  if (options.protocol !== undefined && options.protocol !== "h1") return openH2(url, options);
+  const o = { ...OPEN_DEFAULTS, ...definedOnly(options) };
   const proxies = proxyConfig(options.proxy);
   let headers = new Headers(options.headers);
   const cookies = handshakeCookies(options, headers);
