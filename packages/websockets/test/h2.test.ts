@@ -491,6 +491,32 @@ describe("server: upgrade() takes an HTTP/2 extended CONNECT", () => {
   });
 });
 
+describe("maxFragmentation over HTTP/2", () => {
+  test("the server takes a message in maxFragmentation frames and closes with 1008 past it", async () => {
+    const { server } = await mixedServer(false, { maxFragmentation: 3 });
+    const session = await rawSession(server.port);
+    const ok = await RawStream.connect(session, "/ws");
+    expect(ok.status).toBe(200);
+    ok.stream.write(frame(2, "a", { fin: false, mask: true }));
+    ok.stream.write(frame(0, "b", { fin: false, mask: true }));
+    ok.stream.write(frame(0, "c", { fin: true, mask: true }));
+    const echo = await ok.next(0);
+    expect(echo.opcode).toBe(2);
+    expect(echo.payload.toString()).toBe("abc");
+
+    const tooMany = await RawStream.connect(session, "/ws");
+    for (let i = 0; i < 4; i++) {
+      tooMany.stream.write(frame(i === 0 ? 2 : 0, "x", { fin: false, mask: true }));
+    }
+    const close = await tooMany.next(0);
+    expect(close.opcode).toBe(8);
+    expect(close.payload.readUInt16BE(0)).toBe(1008);
+    // The session goes on: the first WebSocket still echoes.
+    ok.send(1, "still here");
+    expect((await ok.next(1)).payload.toString()).toBe("still here");
+  });
+});
+
 describe("client: open(url, { protocol: 'h2' })", () => {
   test("on the wire (a raw node:http2 server): the CONNECT's headers, masked frames, the close handshake", async () => {
     const got = deferred<{ headers: IncomingHttpHeaders; frames: WireFrame[] }>();
