@@ -161,7 +161,8 @@ export class Headers implements Iterable<[string, string]> {
         list[w++] = validateHeader(name, String(value));
       }
     }
-    list.length = w;
+    // Shorter only when a value was undefined (setting the length is not free even when equal).
+    if (w !== list.length) list.length = w;
     this.#list = list;
   }
 
