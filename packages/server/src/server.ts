@@ -292,6 +292,13 @@ export class Server {
       for (const socket of this.#handshaking) socket.destroy();
     }
     await listenerClosed;
+    // The listener reports closed once its last connection is destroyed; that socket's own 'close'
+    // (which takes it off `connections`) comes a moment later. Shut down means none is counted.
+    if (this.#sockets.size > 0) {
+      await Promise.all(
+        [...this.#sockets].map((socket) => new Promise((resolve) => socket.once("close", resolve))),
+      );
+    }
     for (const fn of this.#options.onShutdown) {
       try {
         await fn();

@@ -219,6 +219,35 @@ describe("Server: lifecycle", () => {
     expect(s.connections).toBe(0);
   });
 
+  test("after close() resolves no connection is counted: idle HTTP/1.1, HTTP/2 sessions, TLS", async () => {
+    const http2 = await import("node:http2");
+    for (const secure of [false, true]) {
+      // A few rounds: the listener reports closed when its last socket is destroyed, and the
+      // socket's own 'close' comes a moment later.
+      for (let round = 0; round < 5; round++) {
+        const s = await serve(ok, { port: 0, ...(secure ? { tls: { key: tls.key, cert: tls.cert } } : {}) });
+        const origin = `${secure ? "https" : "http"}://127.0.0.1:${s.port}`;
+        const session = http2.connect(origin, secure ? { ca: tls.ca, servername: "localhost" } : {});
+        session.on("error", () => {});
+        await new Promise<void>((resolve, reject) => {
+          const req = session.request({ ":path": "/" });
+          req.on("error", reject);
+          req.resume();
+          req.on("end", () => resolve());
+        });
+        const idle = secure
+          ? tlsNet.connect({ port: s.port, host: "127.0.0.1", ca: tls.ca, servername: "localhost" })
+          : net.connect(s.port, "127.0.0.1");
+        idle.on("error", () => {});
+        await waitFor(() => s.connections === 2, 2_000, "both connections");
+        await s.close();
+        expect(s.connections).toBe(0);
+        session.destroy();
+        idle.destroy();
+      }
+    }
+  });
+
   test("forceClose() during a graceful close drops the busy connection and ends both", async () => {
     const entered = deferred();
     let shutdowns = 0;
