@@ -17,12 +17,22 @@ import {
 checkUnhandledRejections();
 const res = new Resources();
 
-/** A server with `/ws` (echo), `/boom` (a handler that throws) and `/hello` (plain HTTP). */
-async function mixedServer(): Promise<{ server: Server; port: number; sessionsEnded: () => number }> {
+/**
+ * A server with `/ws` (echo), `/boom` (a handler that throws) and `/hello` (plain HTTP); `upgrades`
+ * records what `isUpgrade(req)` said on `/ws`.
+ */
+async function mixedServer(): Promise<{
+  server: Server;
+  port: number;
+  sessionsEnded: () => number;
+  upgrades: boolean[];
+}> {
   let ended = 0;
+  const upgrades: boolean[] = [];
   const server = await serve(
     (req: Request) => {
       if (req.target === "/ws") {
+        upgrades.push(isUpgrade(req));
         return upgrade(req, async (ws) => {
           try {
             for await (const m of ws) await ws.send(m);
@@ -38,16 +48,12 @@ async function mixedServer(): Promise<{ server: Server; port: number; sessionsEn
           throw new Error("boom");
         });
       }
-      return new Response(200, { body: `hello ${isUpgradeHeaderless(req)}` });
+      return new Response(200, { body: `hello ${isUpgrade(req)}` });
     },
     { host: "127.0.0.1", port: 0 },
   );
   res.defer(() => server.forceClose());
-  return { server, port: server.port, sessionsEnded: () => ended };
-}
-
-function isUpgradeHeaderless(req: Request): boolean {
-  return isUpgrade({ headers: Object.fromEntries(req.headers) });
+  return { server, port: server.port, sessionsEnded: () => ended, upgrades };
 }
 
 function get(url: string): Promise<{ status: number; body: string }> {
@@ -67,7 +73,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
 
 describe("upgrade inside serve", () => {
   test("a WebSocket route and an HTTP route share one port", async () => {
-    const { server, port, sessionsEnded } = await mixedServer();
+    const { server, port, sessionsEnded, upgrades } = await mixedServer();
     const reply = await within(
       open(
         `ws://127.0.0.1:${port}/ws`,
@@ -82,6 +88,7 @@ describe("upgrade inside serve", () => {
     );
     expect(reply).toBe("over the mixed server");
     expect(await get(`${server.url}/hello`)).toEqual({ status: 200, body: "hello false" });
+    expect(upgrades).toEqual([true]);
     await waitFor(() => sessionsEnded() === 1, 3_000, "the session to end");
   });
 
