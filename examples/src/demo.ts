@@ -1,5 +1,5 @@
 // The README's demo: one server with two ports (cleartext: HTTP/1.1, h2c and WebSocket; TLS: h2,
-// HTTP/1.1 and wss), the hyperwire client talking to it over each protocol, and a report of what
+// HTTP/1.1, wss and wss over HTTP/2), the hyperwire client talking to it over each protocol, and a report of what
 // actually happened. Every row comes from a real exchange; the protocol column is the one the
 // response arrived on, not the one asked for.
 import { Client, open, Transport } from "@hyperwire/client";
@@ -126,11 +126,20 @@ async function main(): Promise<number> {
       );
       return { status: res.status, body: new Uint8Array(received), protocol: `HTTP/${res.version}` };
     });
-    for (const [what, url, wsOptions] of [
-      ["WebSocket ws:// /ws: send hello", `${plain.url.replace("http", "ws")}/ws`, {}],
-      ["WebSocket wss:// /ws: send hello", `wss://localhost:${secure.port}/ws`, { tls }],
+    // The handshake answers 101 over HTTP/1.1 and 200 over HTTP/2 (RFC 8441, extended CONNECT on a
+    // stream of an HTTP/2 session).
+    for (const [what, url, wsOptions, status, protocol] of [
+      ["WebSocket ws:// /ws: send hello", `${plain.url.replace("http", "ws")}/ws`, {}, 101, "WebSocket"],
+      ["WebSocket wss:// /ws: send hello", `wss://localhost:${secure.port}/ws`, { tls }, 101, "WebSocket"],
+      [
+        "WebSocket wss:// /ws over HTTP/2 (RFC 8441)",
+        `wss://localhost:${secure.port}/ws`,
+        { tls, protocol: "h2" },
+        200,
+        "WebSocket/h2",
+      ],
     ] as const) {
-      await timed(what, "101 WebSocket", async () => {
+      await timed(what, `${status} ${protocol}`, async () => {
         const reply = await WebSockets.open(
           url,
           async (ws) => {
@@ -139,11 +148,7 @@ async function main(): Promise<number> {
           },
           wsOptions,
         );
-        return {
-          status: reply === "HELLO" ? 101 : 0,
-          body: Buffer.from(String(reply)),
-          protocol: "WebSocket",
-        };
+        return { status: reply === "HELLO" ? status : 0, body: Buffer.from(String(reply)), protocol };
       });
     }
     console.table(rows);

@@ -17,5 +17,6 @@ test("the README demo runs, and every exchange behaves as it says", async () => 
   expect(stdout).toContain("StatusError(404)");
   expect(stdout).toMatch(/HTTP\/2/);
   expect(stdout).toContain("WebSocket wss://");
+  expect(stdout).toContain("WebSocket/h2");
   expect(code).toBe(0);
 }, 40_000);
