@@ -131,23 +131,29 @@ export class H2Exchange extends AttemptBase {
       this.#requestSent();
       return;
     }
-    if (expectContinue) {
-      const send = (): void => {
-        if (this.#sendBody === undefined) return;
-        this.#sendBody = undefined;
-        if (this.#continueTimer !== undefined) clearTimeout(this.#continueTimer);
-        if (!this.responded && this.error === undefined) this.#writeBody(stream, body);
-      };
-      this.#sendBody = send;
-      stream.once("continue", send);
-      const wait = this.timeouts.expectContinueTimeout;
-      if (wait > 0) {
-        this.#continueTimer = setTimeout(send, wait);
-        this.#continueTimer.unref();
-      } else setImmediate(send);
-      return;
-    }
-    this.#writeBody(stream, body);
+    if (expectContinue) this.#bodyAfterContinue(stream, body);
+    else this.#writeBody(stream, body);
+  }
+
+  /**
+   * `Expect: 100-continue`: the body goes on `100 Continue` or after `expectContinueTimeout`, and
+   * not at all after a final response. (Apart from `start`, whose variables this closure would
+   * otherwise put in a heap context on every request.)
+   */
+  #bodyAfterContinue(stream: http2.ClientHttp2Stream, body: Uint8Array | AsyncIterable<Uint8Array>): void {
+    const send = (): void => {
+      if (this.#sendBody === undefined) return;
+      this.#sendBody = undefined;
+      if (this.#continueTimer !== undefined) clearTimeout(this.#continueTimer);
+      if (!this.responded && this.error === undefined) this.#writeBody(stream, body);
+    };
+    this.#sendBody = send;
+    stream.once("continue", send);
+    const wait = this.timeouts.expectContinueTimeout;
+    if (wait > 0) {
+      this.#continueTimer = setTimeout(send, wait);
+      this.#continueTimer.unref();
+    } else setImmediate(send);
   }
 
   #writeBody(stream: http2.ClientHttp2Stream, body: Uint8Array | AsyncIterable<Uint8Array>): void {

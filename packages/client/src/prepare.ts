@@ -114,44 +114,44 @@ export function prepare(
     ? resolveTimeouts(options, defaults.timeouts)
     : defaults.resolvedTimeouts;
   const tracer = tracerFor(options.verbose, options.trace);
-  const { origin, cleanUrl, target, wireOnly } = route(client, options, u, path, headers);
-
-  if (!bodyAllowed) {
-    return finish(
-      client,
-      method,
-      origin,
-      cleanUrl,
-      target,
-      headers,
-      wireOnly,
-      null,
-      timeouts,
-      tracer,
-      options,
-    );
-  }
-  const withBody = (b: PreparedBody): Prepared => {
-    if (b.contentType !== undefined && !headers.has("content-type"))
-      headers.set("Content-Type", b.contentType);
-    if (b.contentLength !== undefined && !headers.has("content-length"))
-      headers.set("Content-Length", String(b.contentLength));
-    return finish(
-      client,
-      method,
-      origin,
-      cleanUrl,
-      target,
-      headers,
-      wireOnly,
-      b.data,
-      timeouts,
-      tracer,
-      options,
-    );
-  };
+  const r = route(client, options, u, path, headers);
+  if (!bodyAllowed) return finish(client, method, r, headers, null, timeouts, tracer, options);
+  // No closure here: it would put this function's variables in a heap context on every call.
   const body = prepareBody(options.body, options.json, options.uploadProgress);
-  return body instanceof Promise ? body.then(withBody) : withBody(body);
+  return body instanceof Promise
+    ? withBodyLater(body, client, method, r, headers, timeouts, tracer, options)
+    : withBody(body, client, method, r, headers, timeouts, tracer, options);
+}
+
+/** The prepared request once its body is: Content-Type and Content-Length from the body unless set. */
+function withBody(
+  b: PreparedBody,
+  client: Client,
+  method: string,
+  r: Route,
+  headers: Headers,
+  timeouts: ResolvedTimeouts,
+  tracer: Tracer | null,
+  options: RequestOptions,
+): Prepared {
+  if (b.contentType !== undefined && !headers.has("content-type")) headers.set("Content-Type", b.contentType);
+  if (b.contentLength !== undefined && !headers.has("content-length"))
+    headers.set("Content-Length", String(b.contentLength));
+  return finish(client, method, r, headers, b.data, timeouts, tracer, options);
+}
+
+/** {@link withBody} for a body that is still being prepared (a Form reading file sizes, say). */
+function withBodyLater(
+  body: Promise<PreparedBody>,
+  client: Client,
+  method: string,
+  r: Route,
+  headers: Headers,
+  timeouts: ResolvedTimeouts,
+  tracer: Tracer | null,
+  options: RequestOptions,
+): Promise<Prepared> {
+  return body.then((b) => withBody(b, client, method, r, headers, timeouts, tracer, options));
 }
 
 /** Where a request to `u` goes: its pool origin (direct, forward proxy or tunnel), URL and target. */
@@ -215,16 +215,14 @@ function route(client: Client, options: RequestOptions, u: URL, path: string, he
 function finish(
   client: Client,
   method: string,
-  origin: Origin,
-  url: string,
-  path: string,
+  r: Route,
   headers: Headers,
-  wireOnly: string[] | undefined,
   body: Uint8Array | AsyncIterable<Uint8Array> | null,
   timeouts: ResolvedTimeouts,
   tracer: Tracer | null,
   options: RequestOptions,
 ): Prepared {
+  const { origin, cleanUrl: url, target: path, wireOnly } = r;
   const request = new Request(method, path, { headers, body, url, context: options.context });
   return {
     client,
@@ -262,20 +260,8 @@ export function prepareHop(
   body: Uint8Array | null,
 ): Prepared {
   const path = next.pathname + next.search;
-  const { origin, cleanUrl, target, wireOnly } = route(prev.client, options, next, path, headers);
-  const hop = finish(
-    prev.client,
-    method,
-    origin,
-    cleanUrl,
-    target,
-    headers,
-    wireOnly,
-    body,
-    prev.timeouts,
-    prev.tracer,
-    options,
-  );
+  const r = route(prev.client, options, next, path, headers);
+  const hop = finish(prev.client, method, r, headers, body, prev.timeouts, prev.tracer, options);
   return { ...prev, ...hop };
 }
 

@@ -153,13 +153,29 @@ export function startAttempt(
         ? startH2(p, acquired, guard, mode, sink, onHead)
         : startH1(p, guard, mode, sink, fresh, onHead);
     }
-    return acquired.then((session) =>
-      session !== null
-        ? startH2(p, session, guard, mode, sink, onHead)
-        : startH1(p, guard, mode, sink, fresh, onHead),
-    );
+    return startWhenConnected(acquired, p, guard, mode, sink, fresh, onHead);
   }
   return startH1(p, guard, mode, sink, fresh, onHead);
+}
+
+/**
+ * The attempt once the HTTP/2 dial settled (a session, or `null`: the server chose HTTP/1.1). Apart
+ * from `startAttempt`, whose variables a closure there would put in a heap context on every call.
+ */
+function startWhenConnected(
+  acquired: Promise<H2ClientSession | null>,
+  p: Prepared,
+  guard: CallGuard | null,
+  mode: BodyMode,
+  sink: Writable | undefined,
+  fresh: boolean,
+  onHead: ((head: ResponseHead) => void) | undefined,
+): Promise<StartedAttempt> {
+  return acquired.then((session) =>
+    session !== null
+      ? startH2(p, session, guard, mode, sink, onHead)
+      : startH1(p, guard, mode, sink, fresh, onHead),
+  );
 }
 
 function exchangeRequest(p: Prepared): ExchangeRequest {
@@ -310,8 +326,8 @@ export async function send(
       throw new ArgumentError("downloadProgress must be a function");
     }
     const jar = jarFor(p.client, options);
-    let callCookies = typeof options.cookies === "object" ? options.cookies : undefined;
-    let manualCookie: string | null | undefined;
+    // What the redirect hops carry along about cookies: made at the first redirect, if any.
+    let cookies: HopCookies | undefined;
     let previous: Response<Uint8Array> | undefined;
     // Each turn follows one redirect; the limit check below ends the loop.
     for (let redirects = 0; ; redirects++) {
@@ -333,37 +349,11 @@ export async function send(
       }
       outcome.wrapper?.discard();
       if (redirects >= redirect.limit) throw new TooManyRedirectsError(redirect.limit, res);
-
-      const from = new URL(hop.url);
-      const method = nextMethod(res.status, hop.method, redirect);
-      const keepBody = method === hop.method && res.status !== 303;
-      if (crossOrigin(from, next)) {
-        // Per-call cookies and the caller's own Cookie header are for the first origin only.
-        callCookies = undefined;
-        manualCookie = null;
-      } else if (manualCookie === undefined) manualCookie = callerCookie(p, options);
-      const implicit: [string, string][] = [["User-Agent", p.headers.get("user-agent") ?? USER_AGENT]];
-      if (p.decompress) implicit.push(["Accept-Encoding", ACCEPT_ENCODING]);
-      const headers = nextHeaders(hop.headers, from, next, keepBody, redirect.forwardHeaders, implicit);
-      if (jar !== null || callCookies !== undefined) {
-        const cookie = cookieHeader(jar, next, callCookies, redirect.forwardHeaders ? manualCookie : null);
-        if (cookie === null) headers.delete("cookie");
-        else headers.set("Cookie", cookie);
-      }
-      const body = keepBody ? (hop.body as Uint8Array | null) : null;
-      const nextHop = prepareHop(hop, options, next, method, headers, body);
-      if (tracer !== null) {
-        emit(tracer, {
-          type: "redirect",
-          request: hop.request,
-          response: res,
-          url: hop.url,
-          attempt: outcome.attempt,
-          fromUrl: hop.url,
-          toUrl: nextHop.url,
-          redirectCount: redirects + 1,
-        });
-      }
+      cookies ??= {
+        callCookies: typeof options.cookies === "object" ? options.cookies : undefined,
+        manual: undefined,
+      };
+      const nextHop = redirectHop(p, options, run, res, next, cookies, outcome.attempt);
       previous = res;
       hop = nextHop;
     }
@@ -413,6 +403,64 @@ function defaultPolicies(options: RequestOptions, defaults: ClientDefaults): Pol
     policiesOfClients.set(defaults, policies);
   }
   return policies;
+}
+
+/** The cookie state a call's redirect hops carry from one to the next. */
+interface HopCookies {
+  /** The call's `cookies` record: for the first origin only. */
+  callCookies: Record<string, string> | undefined;
+  /** The caller's own Cookie header (`undefined`: not read yet; `null`: none, or dropped). */
+  manual: string | null | undefined;
+}
+
+/**
+ * The request of the next redirect hop, after `res` (on `run.hop`) pointed to `next`: method and body
+ * by the redirect rules, the headers forwarded or dropped, the cookies of the new hop, and the
+ * `redirect` trace event. Kept out of `send`, which runs for every request and rarely redirects.
+ */
+function redirectHop(
+  p: Prepared,
+  options: RequestOptions,
+  run: HopRun,
+  res: Response<Uint8Array>,
+  next: URL,
+  cookies: HopCookies,
+  attempt: number,
+): Prepared {
+  const { hop, redirect, jar } = run;
+  const from = new URL(hop.url);
+  const method = nextMethod(res.status, hop.method, redirect);
+  const keepBody = method === hop.method && res.status !== 303;
+  if (crossOrigin(from, next)) {
+    // Per-call cookies and the caller's own Cookie header are for the first origin only.
+    cookies.callCookies = undefined;
+    cookies.manual = null;
+  } else if (cookies.manual === undefined) cookies.manual = callerCookie(p, options);
+  const implicit: [string, string][] = [["User-Agent", p.headers.get("user-agent") ?? USER_AGENT]];
+  if (p.decompress) implicit.push(["Accept-Encoding", ACCEPT_ENCODING]);
+  const headers = nextHeaders(hop.headers, from, next, keepBody, redirect.forwardHeaders, implicit);
+  if (jar !== null || cookies.callCookies !== undefined) {
+    const manual = redirect.forwardHeaders ? (cookies.manual ?? null) : null;
+    const cookie = cookieHeader(jar, next, cookies.callCookies, manual);
+    if (cookie === null) headers.delete("cookie");
+    else headers.set("Cookie", cookie);
+  }
+  const body = keepBody ? (hop.body as Uint8Array | null) : null;
+  const nextHop = prepareHop(hop, options, next, method, headers, body);
+  const tracer = hop.tracer;
+  if (tracer !== null) {
+    emit(tracer, {
+      type: "redirect",
+      request: hop.request,
+      response: res,
+      url: hop.url,
+      attempt,
+      fromUrl: hop.url,
+      toUrl: nextHop.url,
+      redirectCount: run.redirects + 1,
+    });
+  }
+  return nextHop;
 }
 
 /** True when a 3xx may be followed at all: redirects on and a body that can be sent again. */
@@ -486,20 +534,7 @@ async function attempts(run: HopRun): Promise<HopOutcome> {
       return { response: res!, wrapper, retries: attempt - 1, attempt: run.traced };
     }
     wrapper?.discard();
-    if (hop.tracer !== null) {
-      emit(hop.tracer, {
-        type: "retry",
-        request: hop.request,
-        url: hop.url,
-        attempt,
-        nextAttempt: attempt + 1,
-        redirectCount: run.redirects,
-        delayMs: delay,
-        reason: res !== null ? `status ${res.status}` : `${(err as Error)?.name}: ${(err as Error)?.message}`,
-        response: res,
-        error: err,
-      });
-    }
+    if (hop.tracer !== null) traceRetry(run, attempt, delay, res, err);
     try {
       await backoffSleep(delay, guard?.signal);
     } catch (e) {
@@ -507,6 +542,29 @@ async function attempts(run: HopRun): Promise<HopOutcome> {
       throw e;
     }
   }
+}
+
+/** The `retry` trace event of a hop's attempt that is to be repeated after `delay` ms. */
+function traceRetry(
+  run: HopRun,
+  attempt: number,
+  delay: number,
+  res: Response<Uint8Array> | null,
+  err: unknown,
+): void {
+  const hop = run.hop;
+  emit(hop.tracer!, {
+    type: "retry",
+    request: hop.request,
+    url: hop.url,
+    attempt,
+    nextAttempt: attempt + 1,
+    redirectCount: run.redirects,
+    delayMs: delay,
+    reason: res !== null ? `status ${res.status}` : `${(err as Error)?.name}: ${(err as Error)?.message}`,
+    response: res,
+    error: err,
+  });
 }
 
 /**
@@ -523,11 +581,13 @@ async function oneAttempt(
   // A Writable of ours between the exchange and the caller: always for a responseStream (a 3xx or
   // a retried response must not reach it, and it may need decoding), and for progress reports.
   const wrapped = mode === "writable" || run.progress !== undefined;
+  // No closure in this function captures its variables (they would live in a heap context made on
+  // every call and every turn): what the head callback needs is in a HeadWatch, made only with a
+  // tracer or a wrapper.
   for (let stale = 0; ; stale++) {
     const traceAttempt = ++run.traced;
     let exchange: Attempt | undefined;
     let unwatch: (() => void) | undefined;
-    let traced: Response<Uint8Array> | undefined;
     const wrapper = wrapped
       ? new ResponseSink(mode === "writable" ? sink : undefined, run.progress, p.maxDecompressedSize)
       : undefined;
@@ -542,38 +602,24 @@ async function oneAttempt(
           protocol: attemptProtocol(p),
         });
       }
-      const onHead =
+      const watch =
         tracer === null && wrapper === undefined
           ? undefined
-          : (head: ResponseHead) => {
-              if (wrapper !== undefined) headOfWrapper(run, attempt, wrapper, head);
-              if (tracer !== null) {
-                traced = responseOf(p, head, EMPTY);
-                emit(tracer, {
-                  type: "responseHead",
-                  response: traced,
-                  url: p.url,
-                  attempt: traceAttempt,
-                  redirectCount: run.redirects,
-                });
-              }
-            };
+          : new HeadWatch(run, attempt, traceAttempt, wrapper);
       const started = startAttempt(
         p,
         guard,
         wrapper === undefined ? mode : "writable",
         wrapper ?? sink,
         stale > 0,
-        onHead,
+        watch?.onHead,
       );
       ({ exchange, unwatch } = started instanceof Promise ? await started : started);
-      if (wrapper !== undefined) {
-        const ex = exchange;
-        wrapper.onFailure = (e) => ex.fail(e);
-      }
+      if (wrapper !== undefined) failWith(wrapper, exchange);
       const done = await exchange.done();
       const head = exchange.head!;
       const body = mode === "buffer" ? (wrapper !== undefined ? wrapper.collected : done) : EMPTY;
+      const traced = watch?.traced;
       let res: Response<Uint8Array>;
       if (traced !== undefined) {
         traced.body = body;
@@ -596,6 +642,46 @@ async function oneAttempt(
       unwatch?.();
     }
   }
+}
+
+/**
+ * The head callback of an attempt with a tracer or a ResponseSink: tells the sink what to do with
+ * the body, and traces the head (keeping the Response it made, which gets the body later).
+ */
+class HeadWatch {
+  traced: Response<Uint8Array> | undefined = undefined;
+  readonly #run: HopRun;
+  readonly #attempt: number;
+  readonly #traceAttempt: number;
+  readonly #wrapper: ResponseSink | undefined;
+
+  constructor(run: HopRun, attempt: number, traceAttempt: number, wrapper: ResponseSink | undefined) {
+    this.#run = run;
+    this.#attempt = attempt;
+    this.#traceAttempt = traceAttempt;
+    this.#wrapper = wrapper;
+  }
+
+  readonly onHead = (head: ResponseHead): void => {
+    const run = this.#run;
+    if (this.#wrapper !== undefined) headOfWrapper(run, this.#attempt, this.#wrapper, head);
+    const p = run.hop;
+    if (p.tracer !== null) {
+      this.traced = responseOf(p, head, EMPTY);
+      emit(p.tracer, {
+        type: "responseHead",
+        response: this.traced,
+        url: p.url,
+        attempt: this.#traceAttempt,
+        redirectCount: run.redirects,
+      });
+    }
+  };
+}
+
+/** A failing responseStream fails the attempt that writes to it. */
+function failWith(wrapper: ResponseSink, exchange: Attempt): void {
+  wrapper.onFailure = (e) => exchange.fail(e);
 }
 
 /** Tells an attempt's ResponseSink, from the head, whether to hold the body and how to decode it. */
