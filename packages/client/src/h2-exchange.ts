@@ -12,7 +12,7 @@ import {
   statusText,
 } from "@hyperwire/core";
 import type { H2ClientSession } from "@hyperwire/h2";
-import { AttemptBase, type BodyMode, type ExchangeRequest, type ResponseHead } from "./attempt.js";
+import { AttemptBase, type BodyMode, type ResponseHead } from "./attempt.js";
 
 const { NGHTTP2_CANCEL, NGHTTP2_PROTOCOL_ERROR } = http2.constants;
 
@@ -62,7 +62,7 @@ function onClose(this: OwnedStream): void {
  *
  * ```ts
  * const exchange = new H2Exchange(session, timeouts, "buffer", undefined, undefined);
- * exchange.start({ method: "GET", path: "/", headers: [], body: null }, "example.com", "https", false);
+ * exchange.start({ method: "GET", path: "/", headers: new Headers(), body: null }, "example.com", "https", false);
  * const body = await exchange.done();
  * ```
  */
@@ -105,7 +105,7 @@ export class H2Exchange extends AttemptBase {
    * Opens the stream and sends the request. `authority` and `scheme` become the pseudo-headers; with
    * `expectContinue` the body waits for `100 Continue` (or `expectContinueTimeout`).
    */
-  start(req: ExchangeRequest, authority: string, scheme: "http" | "https", expectContinue: boolean): void {
+  start(req: H2Request, authority: string, scheme: "http" | "https", expectContinue: boolean): void {
     this.watchSink();
     const body = req.body;
     const headers = h2Headers(req, authority, scheme);
@@ -354,33 +354,38 @@ function drainOrClose(stream: http2.ClientHttp2Stream): Promise<void> {
   });
 }
 
+/** What an HTTP/2 attempt sends: the request line's parts, the validated header list, the body. */
+export interface H2Request {
+  method: string;
+  /** Origin-form target (`/path?query`). */
+  path: string;
+  headers: Headers;
+  body: Uint8Array | AsyncIterable<Uint8Array> | null;
+}
+
+/** Left out of the header object as `addTo` writes it: the fields below handle `host` and `te`. */
+function notForwarded(key: string): boolean {
+  return CONNECTION_SPECIFIC.has(key) || key === "host" || key === "te";
+}
+
 /**
  * The request head as node:http2 takes it: pseudo-headers, names in lower case, repeated names as
- * arrays, connection-specific fields dropped, `Host` as `:authority`, and `content-length` for a
- * body of known size.
+ * arrays, connection-specific fields dropped, `Host` as `:authority`, `TE` only as `trailers`, and
+ * `content-length` for a body of known size. Written straight from the header list (no flat copy,
+ * no lower-casing: the list holds the lower-case names).
  */
-function h2Headers(req: ExchangeRequest, authority: string, scheme: string): http2.OutgoingHttpHeaders {
-  const out: Record<string, string | string[]> = {
+function h2Headers(req: H2Request, authority: string, scheme: string): http2.OutgoingHttpHeaders {
+  const headers = req.headers;
+  const out: http2.OutgoingHttpHeaders = {
     ":method": req.method,
     ":path": req.path,
     ":scheme": scheme,
-    ":authority": authority,
+    ":authority": headers.get("host") ?? authority,
   };
-  const flat = req.headers;
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = flat[i]!.toLowerCase();
-    const value = flat[i + 1]!;
-    if (name === "host") {
-      out[":authority"] = value;
-      continue;
-    }
-    if (CONNECTION_SPECIFIC.has(name)) continue;
-    // TE is allowed only as "trailers" (RFC 9113 §8.2.2).
-    if (name === "te" && value.trim().toLowerCase() !== "trailers") continue;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [prev, value];
+  headers.addTo(out, notForwarded);
+  // TE is allowed only as "trailers" (RFC 9113 §8.2.2).
+  for (const te of headers.getAll("te")) {
+    if (te.trim().toLowerCase() === "trailers") out.te = "trailers";
   }
   const body = req.body;
   if (body instanceof Uint8Array && out["content-length"] === undefined) {

@@ -41,8 +41,8 @@ export interface Prepared {
   /** Origin-form target. */
   readonly path: string;
   readonly headers: Headers;
-  /** Flat headers for the engine: `headers` plus wire-only ones (a forward proxy's `Proxy-Authorization`). */
-  readonly flatHeaders: string[];
+  /** Fields sent besides `headers` on HTTP/1.1 only (a forward proxy's `Proxy-Authorization`). */
+  readonly wireOnly: string[] | undefined;
   readonly body: Uint8Array | AsyncIterable<Uint8Array> | null;
   readonly timeouts: ResolvedTimeouts;
   readonly tracer: Tracer | null;
@@ -231,7 +231,7 @@ function finish(
     url,
     path,
     headers,
-    flatHeaders: wireOnly === undefined ? headers.toFlat() : [...headers.toFlat(), ...wireOnly],
+    wireOnly,
     body,
     timeouts,
     tracer,

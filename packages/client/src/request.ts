@@ -178,8 +178,16 @@ function startWhenConnected(
   );
 }
 
+/** The HTTP/1.1 engine's request: flat headers, plus the wire-only ones. */
 function exchangeRequest(p: Prepared): ExchangeRequest {
-  return { method: p.method, path: p.path, headers: p.flatHeaders, body: p.body };
+  const flat = p.headers.toFlat();
+  const wireOnly = p.wireOnly;
+  return {
+    method: p.method,
+    path: p.path,
+    headers: wireOnly === undefined ? flat : [...flat, ...wireOnly],
+    body: p.body,
+  };
 }
 
 function startH2(
@@ -192,7 +200,12 @@ function startH2(
 ): StartedAttempt {
   const exchange = new H2Exchange(session, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
-  exchange.start(exchangeRequest(p), p.authority, p.origin.secure ? "https" : "http", p.expectContinue);
+  exchange.start(
+    { method: p.method, path: p.path, headers: p.headers, body: p.body },
+    p.authority,
+    p.origin.secure ? "https" : "http",
+    p.expectContinue,
+  );
   return { exchange, unwatch };
 }
 

@@ -353,6 +353,25 @@ describe("bodies", () => {
     expect(seen[":authority"]).toBe("example.test");
     expect(seen.connection).toBeUndefined();
     expect(seen["x-many"]).toBe("1");
+    expect(seen.host).toBeUndefined();
+
+    // TE only as "trailers"; repeated fields arrive as repeated fields; names in lower case.
+    await client.get(`${server.url}/h`, {
+      protocol: "h2",
+      headers: [
+        ["TE", " Trailers "],
+        ["X-Twice", "a"],
+        ["x-twice", "b"],
+        ["Upgrade", "h2c"],
+        ["Transfer-Encoding", "chunked"],
+      ],
+    });
+    expect(seen.te).toBe("trailers");
+    expect(seen["x-twice"]).toBe("a, b");
+    expect(seen.upgrade).toBeUndefined();
+    expect(seen["transfer-encoding"]).toBeUndefined();
+    await client.get(`${server.url}/h`, { protocol: "h2", headers: { TE: "gzip" } });
+    expect(seen.te).toBeUndefined();
   });
 
   test("open(): write the request body, read the response body", async () => {
