@@ -104,7 +104,11 @@ export abstract class AttemptBase implements Attempt {
   /** True once any byte of a final response head arrived. */
   responded = false;
 
-  #chunks: Uint8Array[] = [];
+  // Buffer mode: the first chunk, and an array only when more come (most small bodies are one).
+  #first: Uint8Array | undefined = undefined;
+  #rest: Uint8Array[] | undefined = undefined;
+  // Pull mode: chunks not read yet, made on first use.
+  #chunks: Uint8Array[] | undefined = undefined;
   #size = 0;
   #paused = false;
   #watchingSink = false;
@@ -178,8 +182,9 @@ export abstract class AttemptBase implements Attempt {
 
   /** Pull mode: the next chunk, or `null` at the end. */
   read(): Promise<Uint8Array | null> {
-    if (this.#chunks.length > 0) {
-      const chunk = this.#chunks.shift()!;
+    const queued = this.#chunks;
+    if (queued !== undefined && queued.length > 0) {
+      const chunk = queued.shift()!;
       this.#size -= chunk.byteLength;
       if (this.#paused && this.#size < PULL_HIGH_WATER) this.#unpause();
       return Promise.resolve(chunk);
@@ -211,7 +216,9 @@ export abstract class AttemptBase implements Attempt {
     this.readIdle?.touch();
     switch (this.#mode) {
       case "buffer":
-        this.#chunks.push(chunk);
+        if (this.#first === undefined) this.#first = chunk;
+        else if (this.#rest === undefined) this.#rest = [chunk];
+        else this.#rest.push(chunk);
         this.#size += chunk.byteLength;
         return true;
       case "writable": {
@@ -236,7 +243,8 @@ export abstract class AttemptBase implements Attempt {
           w.resolve(chunk);
           return true;
         }
-        this.#chunks.push(chunk);
+        if (this.#chunks === undefined) this.#chunks = [chunk];
+        else this.#chunks.push(chunk);
         this.#size += chunk.byteLength;
         if (this.#size < PULL_HIGH_WATER) return true;
         this.#pause();
@@ -332,7 +340,9 @@ export abstract class AttemptBase implements Attempt {
     this.#unwatchSink();
     this.#stopTimers();
     this.abandon();
-    this.#chunks = [];
+    this.#chunks = undefined;
+    this.#first = undefined;
+    this.#rest = undefined;
     const h = this.#headWaiter;
     const d = this.#doneWaiter;
     const r = this.#readWaiter;
@@ -371,11 +381,14 @@ export abstract class AttemptBase implements Attempt {
 
   #takeBuffered(): Uint8Array {
     if (this.#mode !== "buffer") return EMPTY;
-    const chunks = this.#chunks;
-    this.#chunks = [];
-    if (chunks.length === 0) return EMPTY;
-    if (chunks.length === 1) return chunks[0]!;
-    return Buffer.concat(chunks, this.#size);
+    const first = this.#first;
+    const rest = this.#rest;
+    this.#first = undefined;
+    this.#rest = undefined;
+    if (first === undefined) return EMPTY;
+    if (rest === undefined) return first;
+    rest.unshift(first);
+    return Buffer.concat(rest, this.#size);
   }
 
   #stopTimers(): void {
