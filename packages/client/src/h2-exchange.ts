@@ -214,14 +214,11 @@ export class H2Exchange extends AttemptBase {
   onResponse(raw: string[]): void {
     if (this.error !== undefined) return;
     let status = 0;
-    const flat: string[] = [];
     for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (name.charCodeAt(0) === 58 /* ':' */) {
-        if (name === ":status") status = Number(raw[i + 1]);
-        continue;
+      if (raw[i] === ":status") {
+        status = Number(raw[i + 1]);
+        break;
       }
-      flat.push(name, raw[i + 1]!);
     }
     this.responded = true;
     if (this.#sendBody !== undefined) {
@@ -232,7 +229,7 @@ export class H2Exchange extends AttemptBase {
     this.acceptHead({
       status,
       reason: statusText(status),
-      headers: Headers.fromTrusted(flat),
+      headers: Headers.fromTrusted(raw, true),
       version: "2",
     });
   }
@@ -246,11 +243,7 @@ export class H2Exchange extends AttemptBase {
 
   /** @internal */
   onTrailers(raw: string[]): void {
-    const flat: string[] = [];
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (raw[i]!.charCodeAt(0) !== 58) flat.push(raw[i]!, raw[i + 1]!);
-    }
-    this.trailers = Headers.fromTrusted(flat);
+    this.trailers = Headers.fromTrusted(raw, true);
   }
 
   /** @internal END_STREAM from the server: the response is complete. */

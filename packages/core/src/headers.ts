@@ -112,14 +112,22 @@ export class Headers implements Iterable<[string, string]> {
   /**
    * Builds headers from a flat `[name, value, name, value, ...]` list that a parser has already
    * validated (Node's `rawHeaders`), without checking them again. Do not pass caller input here.
+   * `skipPseudo`: leave out HTTP/2 pseudo-headers (names starting with `:`), so node:http2's raw
+   * header list can be given as it is.
    */
-  static fromTrusted(flat: readonly string[]): Headers {
+  static fromTrusted(flat: readonly string[], skipPseudo = false): Headers {
     const h = new Headers();
-    const list = h.#list;
+    const list = new Array<string>((flat.length >> 1) * 3);
+    let w = 0;
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const name = flat[i]!;
-      list.push(name, name.toLowerCase(), flat[i + 1]!);
+      if (skipPseudo && name.charCodeAt(0) === 58 /* ":" */) continue;
+      list[w++] = name;
+      list[w++] = name.toLowerCase();
+      list[w++] = flat[i + 1]!;
     }
+    if (w !== list.length) list.length = w;
+    h.#list = list;
     return h;
   }
 

@@ -288,6 +288,30 @@ describe("Headers constructors", () => {
     expect(built.get("b")).toBe("2");
   });
 
+  test("fromTrusted with skipPseudo leaves out HTTP/2 pseudo-headers, wherever they are", () => {
+    const raw = [
+      ":status",
+      "200",
+      "Content-Type",
+      "text/plain",
+      ":odd",
+      "x",
+      "set-cookie",
+      "a",
+      "set-cookie",
+      "b",
+    ];
+    const h = Headers.fromTrusted(raw, true);
+    expect([...h]).toEqual([
+      ["Content-Type", "text/plain"],
+      ["set-cookie", "a"],
+      ["set-cookie", "b"],
+    ]);
+    expect(h.get("content-type")).toBe("text/plain");
+    expect(Headers.fromTrusted(raw).size).toBe(5);
+    expect(Headers.fromTrusted([]).size).toBe(0);
+  });
+
   test("fromTrusted builds from a flat list without validating", () => {
     const h = Headers.fromTrusted(["Host", "example.com", "X-Raw", "a", "x-raw", "b"]);
     expect(h.get("host")).toBe("example.com");
