@@ -15,8 +15,13 @@ export interface Conn {
   readonly engine: Http1Engine;
   /** Requests whose response has not ended yet. */
   active: number;
-  /** Those requests: their contexts are cancelled when the socket closes under them. */
-  readonly requests: ServerRequest[];
+  /**
+   * Those requests (their contexts are cancelled when the socket closes under them): the first in
+   * `current`, any pipelined after it in `more` (made only then). No array churn per request on
+   * the common keep-alive connection with one request at a time.
+   */
+  current: ServerRequest | undefined;
+  more: ServerRequest[] | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -160,8 +165,11 @@ function onSocketClose(this: ConnSocket): void {
   const conn = this[kConn];
   if (conn === undefined) return;
   if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer);
-  for (const req of conn.requests) cancelRequest(req, "the peer closed the connection");
-  conn.requests.length = 0;
+  const { current, more } = conn;
+  conn.current = undefined;
+  conn.more = undefined;
+  if (current !== undefined) cancelRequest(current, "the peer closed the connection");
+  if (more !== undefined) for (const req of more) cancelRequest(req, "the peer closed the connection");
   conn.active = 0;
   conn.engine.conns.delete(conn);
 }
@@ -233,7 +241,8 @@ export class Http1Engine {
       socket,
       engine: this,
       active: 0,
-      requests: [],
+      current: undefined,
+      more: undefined,
       idleTimer: undefined,
     };
     (socket as ConnSocket)[kConn] = conn;
@@ -245,7 +254,9 @@ export class Http1Engine {
   /** A request on `conn` started: it is in flight until {@link requestDone}. */
   requestStarted(conn: Conn, req: ServerRequest): void {
     conn.active++;
-    conn.requests.push(req);
+    if (conn.current === undefined) conn.current = req;
+    else if (conn.more === undefined) conn.more = [req];
+    else conn.more.push(req);
     if (conn.idleTimer !== undefined) {
       clearTimeout(conn.idleTimer);
       conn.idleTimer = undefined;
@@ -254,12 +265,15 @@ export class Http1Engine {
 
   /** The response of a request on `conn` ended (or was abandoned). */
   requestDone(conn: Conn, req: ServerRequest): void {
-    const list = conn.requests;
-    const i = list.length === 1 && list[0] === req ? 0 : list.indexOf(req);
-    if (i < 0) return;
+    if (conn.current === req) {
+      // The next pipelined request, if any, becomes the first.
+      conn.current = conn.more?.shift();
+    } else {
+      const i = conn.more?.indexOf(req) ?? -1;
+      if (i < 0) return;
+      conn.more!.splice(i, 1);
+    }
     finishRequest(req);
-    if (i === 0 && list.length === 1) list.length = 0;
-    else list.splice(i, 1);
     conn.active--;
     if (conn.active !== 0) return;
     if (this.closing) conn.socket.destroySoon();

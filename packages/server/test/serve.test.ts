@@ -275,6 +275,34 @@ describe("serve: request details", () => {
     expect(bodyOf(reply.text)).toBe("hi|abc");
   });
 
+  test("pipelined requests in flight all see their signal abort when the peer leaves", async () => {
+    const aborted: string[] = [];
+    const s = servers.add(
+      await serve(
+        (req) => {
+          const signal = req.signal;
+          return new Promise<Response>((resolve) => {
+            signal.addEventListener("abort", () => {
+              aborted.push(req.target);
+              resolve(new Response(200, { body: "late" }));
+            });
+          });
+        },
+        { port: 0 },
+      ),
+    );
+    const socket = net.connect(s.port, "127.0.0.1");
+    socket.on("error", () => {});
+    socket.write(
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    await waitFor(() => s.activeRequests === 3, 2_000, "three requests in flight on one connection");
+    socket.destroy();
+    await waitFor(() => aborted.length === 3, 2_000, "every handler's signal to abort");
+    expect(aborted.sort()).toEqual(["/a", "/b", "/c"]);
+    await waitFor(() => s.activeRequests === 0 && s.connections === 0, 2_000, "nothing left in flight");
+  });
+
   test("a signal first looked at after the peer left is already aborted; after the response it is not", async () => {
     const gone = deferred();
     const results: boolean[] = [];
