@@ -11,8 +11,12 @@
 // Pinning (when taskset is there): every server on the last core, wrk on core 0. Unpinned, the
 // scheduler puts wrk and the server on one core or on two at random, and a wake-up across cores on
 // this VM costs tens of µs: the same server then measures 20–30 % apart from one process to the next.
+// BENCH_FRESH=1 runs every measurement on a fresh server process (checked and warmed up first):
+// on this VM one process of the same server now and then runs 10–25 % slower than the next for its
+// whole life, which a long-lived process per server turns into a whole column of low cells.
 // Env: BENCH_SECONDS (per measurement, default 2), BENCH_ROUNDS (default 5), BENCH_ROUTES (e.g.
-// "/tiny,/json") and BENCH_CONNS (e.g. "64,512") to run a subset, BENCH_PIN=none to not pin.
+// "/tiny,/json") and BENCH_CONNS (e.g. "64,512") to run a subset, BENCH_PIN=none to not pin,
+// BENCH_FRESH=1.
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
@@ -27,6 +31,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUTES = (process.env.BENCH_ROUTES ?? "/tiny,/json,/large").split(",");
 const CONNECTIONS = (process.env.BENCH_CONNS ?? "1,64,512").split(",").map(Number);
 const KINDS = ["hyperwire", "node", "fastify"];
+const FRESH = process.env.BENCH_FRESH === "1";
 /** What each route must answer, checked on every server before measuring. */
 const EXPECTED_BYTES = { "/tiny": 11, "/json": [900, 1300], "/large": 100 * 1024 };
 const run = promisify(execFile);
@@ -121,7 +126,17 @@ try {
         KINDS.map((k) => [
           k,
           async () => {
-            const r = await load(servers[k], route, c);
+            let server = servers[k];
+            if (FRESH) {
+              // A new process for this measurement: checked, warmed up, then measured.
+              server.child.kill("SIGTERM");
+              await once(server.child, "exit");
+              server = await startServer(k);
+              servers[k] = server;
+              await check(k, server.port, route);
+              await load(server, route, c, 1);
+            }
+            const r = await load(server, route, c);
             perCpu[k].push(r.perCpuSecond);
             return r.perSecond;
           },
@@ -135,7 +150,7 @@ try {
   const version = useWrk ? /wrk (\S+)/.exec(spawnSync("wrk", ["-v"], { encoding: "utf8" }).stdout)?.[1] : "";
   const tool = useWrk ? `wrk ${version ?? ""}`.trim() : "autocannon";
   printTable(
-    `server-h1: requests/s, ${tool} -t1, ${SECONDS} s × ${ROUNDS} rounds (median), Node ${process.version}, ` +
+    `server-h1: requests/s, ${tool} -t1, ${SECONDS} s × ${ROUNDS} rounds (median)${FRESH ? ", a fresh server process per measurement" : ""}, Node ${process.version}, ` +
       `${os.cpus().length} cores, ${PIN ? `servers on core ${LAST_CPU}, load on core 0` : "unpinned"}`,
     "req/s",
     rows,
