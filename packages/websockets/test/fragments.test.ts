@@ -1,11 +1,17 @@
 // maxFragmentation: a message may arrive in at most this many frames (HTTP.jl's `maxfragmentation`,
 // 1024 by default). Without a bound, a peer could send a 16 MiB message as millions of 1-byte
 // fragments, each held as its own buffer until the message ends: far more memory than its bytes.
-import { createHash } from "node:crypto";
-import net from "node:net";
 import { describe, expect, test } from "vitest";
 import { open, serverAddr } from "../src/index.js";
-import { checkUnhandledRejections, frame, RawClient, Resources, waitFor, within } from "./helpers.js";
+import {
+  checkUnhandledRejections,
+  frame,
+  handRolledServer,
+  RawClient,
+  Resources,
+  waitFor,
+  within,
+} from "./helpers.js";
 
 checkUnhandledRejections();
 const res = new Resources();
@@ -94,63 +100,28 @@ describe("maxFragmentation on the server", () => {
 });
 
 describe("maxFragmentation on the client", () => {
-  /** A raw server that completes the handshake by hand, then sends `count` one-byte fragments. */
-  async function fragmentingServer(count: number): Promise<{ url: string; close: () => void }> {
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on("error", () => {});
-      let head = "";
-      const onData = (chunk: Buffer): void => {
-        head += chunk.toString("latin1");
-        if (!head.includes("\r\n\r\n")) return;
-        socket.off("data", onData);
-        const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? "";
-        const accept = createHash("sha1")
-          .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-          .digest("base64");
-        socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-        );
-        socket.write(fragmented(count, false));
-      };
-      socket.on("data", onData);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    return {
-      url: `ws://127.0.0.1:${port}/`,
-      close: () => {
-        for (const s of sockets) s.destroy();
-        server.close();
-      },
-    };
+  /** A hand-rolled server that sends `count` one-byte fragments right after the handshake. */
+  function fragmentingServer(count: number): Promise<{ url: string }> {
+    return handRolledServer(res, (socket) => socket.write(fragmented(count, false)));
   }
 
   test("the client takes 1024 fragments and refuses 1025 with 1008", async () => {
     const ok = await fragmentingServer(1024);
-    try {
-      const ws = await open(ok.url, { proxy: null });
-      const m = (await within(ws.receive(), 3_000, "the message")) as Uint8Array;
-      expect(m.byteLength).toBe(1024);
-      ws.terminate();
-    } finally {
-      ok.close();
-    }
+    const ws = await open(ok.url, { proxy: null });
+    const m = (await within(ws.receive(), 3_000, "the message")) as Uint8Array;
+    expect(m.byteLength).toBe(1024);
+    ws.terminate();
+
     const bad = await fragmentingServer(1025);
-    try {
-      const ws = await open(bad.url, { proxy: null });
-      const error = await within(
-        ws.receive().then(
-          () => null,
-          (e: unknown) => e,
-        ),
-        3_000,
-        "the receive to fail",
-      );
-      expect((error as { closeCode?: number }).closeCode).toBe(1008);
-    } finally {
-      bad.close();
-    }
+    const refused = await open(bad.url, { proxy: null });
+    const error = await within(
+      refused.receive().then(
+        () => null,
+        (e: unknown) => e,
+      ),
+      3_000,
+      "the receive to fail",
+    );
+    expect((error as { closeCode?: number }).closeCode).toBe(1008);
   });
 });

@@ -1,6 +1,6 @@
 // Test helpers: servers closed after each test, bounded waits, raw-socket handshakes and frames, and
 // the unhandled-rejection check every file runs.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { WebSocket as WsSocket } from "ws";
@@ -413,4 +413,42 @@ export async function connectProxy(res: Resources): Promise<{ url: string; targe
       }),
   );
   return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, targets };
+}
+
+/**
+ * A raw TCP server that completes the WebSocket handshake by hand and then hands the socket to
+ * `onOpen`, for sending our client frames no real server would. Closed by `res`.
+ */
+export async function handRolledServer(
+  res: Resources,
+  onOpen: (socket: net.Socket) => void,
+): Promise<{ url: string; sockets: net.Socket[] }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on("error", () => {});
+    let head = "";
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      socket.off("data", onData);
+      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
+      const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
+      socket.resume();
+      onOpen(socket);
+    };
+    socket.on("data", onData);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  res.defer(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, sockets };
 }

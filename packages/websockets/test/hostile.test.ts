@@ -1,8 +1,7 @@
 // Hostile peers, both directions: unmasked frames, oversize and compressed-bomb messages, invalid
 // UTF-8, peers that vanish, and many connections at once. Every case must end with the peer closed
 // with the right code, memory bounded, and no session left behind.
-import { createHash } from "node:crypto";
-import net from "node:net";
+import type net from "node:net";
 import { WebSocketError } from "@hyperwire/core";
 import { describe, expect, test } from "vitest";
 import { WebSocketServer as WsServer, WebSocket as WsSocket } from "ws";
@@ -11,6 +10,7 @@ import {
   checkUnhandledRejections,
   deferred,
   frame,
+  handRolledServer,
   parseFrames,
   RawClient,
   Resources,
@@ -60,43 +60,6 @@ async function stillServes(server: WebSocketServer): Promise<void> {
     "an echo from the server",
   );
   expect(reply).toBe("still alive?");
-}
-
-/**
- * A raw TCP server that completes the WebSocket handshake by hand and then hands the socket to
- * `onOpen`, for sending our client frames no real server would.
- */
-async function handRolledServer(
-  onOpen: (socket: net.Socket) => void,
-): Promise<{ url: string; sockets: net.Socket[] }> {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((socket) => {
-    sockets.push(socket);
-    socket.on("error", () => {});
-    let head = "";
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString("latin1");
-      if (!head.includes("\r\n\r\n")) return;
-      socket.off("data", onData);
-      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
-      const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      socket.resume();
-      onOpen(socket);
-    };
-    socket.on("data", onData);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, sockets };
 }
 
 /** The close code our client sends back to a hand-rolled server (from the frames it wrote). */
@@ -397,7 +360,7 @@ describe("hostile clients against our server", () => {
 describe("hostile servers against our client", () => {
   test("a masked server frame is closed with 1002", async () => {
     const opened = deferred<net.Socket>();
-    const { url } = await handRolledServer((s) => opened.resolve(s));
+    const { url } = await handRolledServer(res, (s) => opened.resolve(s));
     const ws = await open(url, { proxy: null });
     res.defer(() => ws.terminate());
     const socket = await opened.promise;
@@ -411,7 +374,7 @@ describe("hostile servers against our client", () => {
 
   test("invalid UTF-8 from the server is closed with 1007", async () => {
     const opened = deferred<net.Socket>();
-    const { url } = await handRolledServer((s) => opened.resolve(s));
+    const { url } = await handRolledServer(res, (s) => opened.resolve(s));
     const ws = await open(url, { proxy: null });
     res.defer(() => ws.terminate());
     const socket = await opened.promise;
@@ -426,7 +389,7 @@ describe("hostile servers against our client", () => {
 
   test("a server message over the client's maxFrameSize is closed with 1009", async () => {
     const opened = deferred<net.Socket>();
-    const { url } = await handRolledServer((s) => opened.resolve(s));
+    const { url } = await handRolledServer(res, (s) => opened.resolve(s));
     const ws = await open(url, { proxy: null, maxFrameSize: 1024 });
     res.defer(() => ws.terminate());
     const socket = await opened.promise;
@@ -462,7 +425,7 @@ describe("hostile servers against our client", () => {
 
   test("a server that vanishes: receive throws 1006", async () => {
     const opened = deferred<net.Socket>();
-    const { url } = await handRolledServer((s) => opened.resolve(s));
+    const { url } = await handRolledServer(res, (s) => opened.resolve(s));
     const ws = await open(url, { proxy: null });
     res.defer(() => ws.terminate());
     const waiting = settle(ws.receive());
