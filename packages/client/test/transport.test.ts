@@ -1,7 +1,7 @@
 import type http from "node:http";
 import { ArgumentError, CanceledError, ClosedError, HTTPError, TimeoutError } from "@hyperwire/core";
 import { afterEach, describe, expect, test } from "vitest";
-import { TRANSPORT_DEFAULTS, Transport, type TransportOptions } from "../src/index.js";
+import { retryAttempts, TRANSPORT_DEFAULTS, Transport, type TransportOptions } from "../src/index.js";
 import { type RawConn, Resources, rejectionOf, reply, requestCount, waitFor, within } from "./helpers.js";
 
 const res = new Resources();
@@ -365,6 +365,8 @@ describe("a stale keep-alive connection", () => {
       const r = await client.request(method, `${raw.url}/again`);
       expect(r.status).toBe(200);
       if (method !== "HEAD") expect(r.text()).toBe("fresh");
+      // The silent retry, not one of the policy's (which would count, after a backoff).
+      expect(retryAttempts(r)).toBe(0);
       expect(raw.accepted).toBe(2);
       expect(requestCount(raw.conns[1]!.received)).toBe(1);
     },
