@@ -82,11 +82,12 @@ export function prepare(
   if (typeof method !== "string" || method === "")
     throw new ArgumentError("method must be a non-empty string");
   method = method.toUpperCase();
-  const u = parseUrl(url);
+  const t = targetOf(url);
+  const u = t.url;
   const defaults = client.defaults;
 
   const query = mergeDefaultQuery(defaults.defaultQuery, options.query);
-  const path = query === undefined ? u.pathname + u.search : mergeQuery(u.pathname + u.search, query);
+  const path = query === undefined ? t.path : mergeQuery(t.path, query);
 
   const headers = new Headers(options.headers);
   if (defaults.defaultHeaders !== undefined) {
@@ -114,7 +115,7 @@ export function prepare(
     ? resolveTimeouts(options, defaults.timeouts)
     : defaults.resolvedTimeouts;
   const tracer = tracerFor(options.verbose, options.trace);
-  const r = route(client, options, u, path, headers);
+  const r = route(client, options, t, path, headers);
   if (!bodyAllowed) return finish(client, method, r, headers, null, timeouts, tracer, options);
   // No closure here: it would put this function's variables in a heap context on every call.
   const body = prepareBody(options.body, options.json, options.uploadProgress);
@@ -158,18 +159,61 @@ function withBodyLater(
 interface Route {
   origin: Origin;
   cleanUrl: string;
+  /** The Host header's value for `cleanUrl`: its authority as written. */
+  authority: string;
   target: string;
   wireOnly: string[] | undefined;
+}
+
+/**
+ * What every request to one URL derives from it the same way. Made once per URL string (see
+ * {@link targetOf}): WHATWG URL getters make a new string on every read, and a client sends to the
+ * same URLs again and again.
+ */
+interface Target {
+  readonly url: URL;
+  readonly secure: boolean;
+  /** Host name or IP literal, IPv6 without brackets. */
+  readonly host: string;
+  readonly port: number;
+  /** The pool key of a direct connection (per-call TLS options add a suffix). */
+  readonly key: string;
+  /** `scheme://authority`, the authority as written (default port omitted, IPv6 in brackets). */
+  readonly base: string;
+  readonly authority: string;
+  /** The URL's origin-form target (`pathname + search`) and the clean URL with it. */
+  readonly path: string;
+  readonly cleanUrl: string;
+  /** The direct origin (no proxy, no per-call TLS options), made on first use. */
+  direct: Origin | undefined;
+}
+
+function makeTarget(u: URL): Target {
+  const secure = u.protocol === "https:";
+  const hostname = u.hostname;
+  const port = u.port === "" ? (secure ? 443 : 80) : Number(u.port);
+  const base = `${u.protocol}//${u.host}`;
+  const path = u.pathname + u.search;
+  return {
+    url: u,
+    secure,
+    host: hostname.startsWith("[") ? hostname.slice(1, -1) : hostname,
+    port,
+    key: `${u.protocol}//${hostname}:${port}`,
+    base,
+    authority: u.host,
+    path,
+    cleanUrl: base + path,
+    direct: undefined,
+  };
 }
 
 /**
  * Derives the origin (pool key, TLS server name, proxy) of a request to `u`. Each redirect hop is
  * routed again from its own URL. Sets `Host` for a forward proxy when the headers have none.
  */
-function route(client: Client, options: RequestOptions, u: URL, path: string, headers: Headers): Route {
-  const secure = u.protocol === "https:";
-  const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
-  const port = u.port === "" ? (secure ? 443 : 80) : Number(u.port);
+function route(client: Client, options: RequestOptions, t: Target, path: string, headers: Headers): Route {
+  const { url: u, secure, host, port } = t;
   const callTls = options.tls;
   let tlsSuffix = "";
   if (callTls !== undefined) {
@@ -180,14 +224,18 @@ function route(client: Client, options: RequestOptions, u: URL, path: string, he
     }
     tlsSuffix = `#tls${id}`;
   }
-  const key = `${u.protocol}//${u.hostname}:${port}${tlsSuffix}`;
-  const cleanUrl = `${u.protocol}//${u.host}${path}`;
+  const key = t.key + tlsSuffix;
+  const cleanUrl = path === t.path ? t.cleanUrl : t.base + path;
   const proxy = selectProxy(client, options, u);
   let origin: Origin;
   let target = path;
   let wireOnly: string[] | undefined;
   if (proxy === null) {
-    origin = { key, host, port, secure, tls: callTls };
+    if (callTls !== undefined) origin = { key, host, port, secure, tls: callTls };
+    else {
+      t.direct ??= { key, host, port, secure, tls: undefined };
+      origin = t.direct;
+    }
   } else if (!secure && (proxy.protocol === "http:" || proxy.protocol === "https:")) {
     // Plain http through an HTTP proxy: absolute-form target on a connection to the proxy, which any
     // origin can share.
@@ -209,7 +257,7 @@ function route(client: Client, options: RequestOptions, u: URL, path: string, he
   } else {
     origin = { key: `${key} via ${proxyIdentity(proxy)}`, host, port, secure, tls: callTls, tunnel: proxy };
   }
-  return { origin, cleanUrl, target, wireOnly };
+  return { origin, cleanUrl, authority: t.authority, target, wireOnly };
 }
 
 function finish(
@@ -222,7 +270,7 @@ function finish(
   tracer: Tracer | null,
   options: RequestOptions,
 ): Prepared {
-  const { origin, cleanUrl: url, target: path, wireOnly } = r;
+  const { origin, cleanUrl: url, target: path, wireOnly, authority } = r;
   const request = new Request(method, path, { headers, body, url, context: options.context });
   return {
     client,
@@ -237,7 +285,7 @@ function finish(
     tracer,
     statusException: options.statusException ?? client.defaults.statusException,
     request,
-    authority: hostHeaderOf(url),
+    authority,
     expectContinue: headers.get("expect")?.toLowerCase() === "100-continue",
     wire: wireFor(client, origin, options.protocol),
     http2Settings: client.http2Settings,
@@ -259,8 +307,8 @@ export function prepareHop(
   headers: Headers,
   body: Uint8Array | null,
 ): Prepared {
-  const path = next.pathname + next.search;
-  const r = route(prev.client, options, next, path, headers);
+  const t = makeTarget(next);
+  const r = route(prev.client, options, t, t.path, headers);
   const hop = finish(prev.client, method, r, headers, body, prev.timeouts, prev.tracer, options);
   return { ...prev, ...hop };
 }
@@ -351,19 +399,20 @@ function setsTimeout(o: RequestOptions): boolean {
 }
 
 /**
- * URLs parsed from strings, by string: a client calls the same URLs again and again, and WHATWG
- * parsing is about a microsecond each time. The URL objects are only read, never changed or handed
- * out. Bounded: emptied when full.
+ * Targets of URLs given as strings, by string: a client calls the same URLs again and again, and
+ * WHATWG parsing is about a microsecond each time. The URL objects are only read, never changed or
+ * handed out. Bounded: emptied when full.
  */
-const parsedUrls = new Map<string, URL>();
-const PARSED_URLS_MAX = 1024;
+const targets = new Map<string, Target>();
+const TARGETS_MAX = 1024;
 
-function parseUrl(url: string | URL): URL {
-  let u: URL | undefined;
+/** The checked URL of a request and what its requests derive from it (a URL object given is not cached: its owner may change it). */
+function targetOf(url: string | URL): Target {
+  let u: URL;
   if (url instanceof URL) u = url;
   else if (typeof url === "string") {
-    u = parsedUrls.get(url);
-    if (u !== undefined) return u;
+    const known = targets.get(url);
+    if (known !== undefined) return known;
     try {
       u = new URL(url);
     } catch (e) {
@@ -381,11 +430,12 @@ function parseUrl(url: string | URL): URL {
     );
   }
   if (u.hostname === "") throw new ArgumentError(`URL ${u.href} has no host`);
+  const t = makeTarget(u);
   if (typeof url === "string") {
-    if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
-    parsedUrls.set(url, u);
+    if (targets.size >= TARGETS_MAX) targets.clear();
+    targets.set(url, t);
   }
-  return u;
+  return t;
 }
 
 function urlCredentials(u: URL): readonly [string, string] | undefined {
@@ -405,10 +455,4 @@ export function basicAuthorization(auth: readonly [string, string]): string {
   }
   if (auth[0].includes(":")) throw new ArgumentError("a basicAuth user name may not contain ':'");
   return `Basic ${Buffer.from(`${auth[0]}:${auth[1]}`, "utf8").toString("base64")}`;
-}
-
-function hostHeaderOf(url: string): string {
-  const start = url.indexOf("//") + 2;
-  const end = url.indexOf("/", start);
-  return url.slice(start, end < 0 ? undefined : end);
 }
