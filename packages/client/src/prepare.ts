@@ -20,7 +20,7 @@ import {
 } from "@hyperwire/core";
 import type { HTTP2Settings } from "@hyperwire/h2";
 import { type PreparedBody, prepareBody } from "./body.js";
-import type { Client } from "./client.js";
+import type { Client, ClientDefaults } from "./client.js";
 import { cookieHeader, jarFor } from "./cookies.js";
 import { ACCEPT_ENCODING, DECOMPRESS_DEFAULTS, decompressLimit } from "./decompress.js";
 import type { RequestOptions } from "./options.js";
@@ -89,19 +89,17 @@ export function prepare(
   const query = mergeDefaultQuery(defaults.defaultQuery, options.query);
   const path = query === undefined ? t.path : mergeQuery(t.path, query);
 
-  const headers = new Headers(options.headers);
-  if (defaults.defaultHeaders !== undefined) {
-    for (const [name, value] of defaults.defaultHeaders) if (!headers.has(name)) headers.append(name, value);
-  }
-  if (!headers.get("authorization")) {
-    const auth = options.basicAuth ?? defaults.defaultBasicAuth ?? urlCredentials(u);
-    if (auth !== undefined) headers.set("Authorization", basicAuthorization(auth));
-  }
-  if (!headers.get("user-agent")) headers.set("User-Agent", USER_AGENT);
   decompressLimit(options.decompress, options.maxDecompressedSize);
-  if (options.decompress !== false && !headers.has("accept-encoding")) {
-    headers.set("Accept-Encoding", ACCEPT_ENCODING);
-  }
+  // A call without headers, credentials or `decompress: false` starts from a copy of its client's
+  // usual head (most calls): the same list the steps below would build, without building it.
+  const headers =
+    options.headers === undefined &&
+    options.decompress === undefined &&
+    options.basicAuth === undefined &&
+    defaults.defaultBasicAuth === undefined &&
+    !t.credentials
+      ? new Headers(usualHeaders(defaults))
+      : requestHeaders(options, defaults, u);
   // The first hop's cookies; later hops (redirects) build theirs from the caller's header again.
   const jar = jarFor(client, options);
   const callCookies = typeof options.cookies === "object" ? options.cookies : undefined;
@@ -122,6 +120,39 @@ export function prepare(
   return body instanceof Promise
     ? withBodyLater(body, client, method, r, headers, timeouts, tracer, options)
     : withBody(body, client, method, r, headers, timeouts, tracer, options);
+}
+
+/**
+ * The request headers before cookies: the call's, the client's defaults where the call has none,
+ * basic credentials (the call's, the client's, the URL's), User-Agent and Accept-Encoding.
+ */
+function requestHeaders(options: RequestOptions, defaults: ClientDefaults, u: URL | undefined): Headers {
+  const headers = new Headers(options.headers);
+  if (defaults.defaultHeaders !== undefined) {
+    for (const [name, value] of defaults.defaultHeaders) if (!headers.has(name)) headers.append(name, value);
+  }
+  if (!headers.get("authorization")) {
+    const auth =
+      options.basicAuth ?? defaults.defaultBasicAuth ?? (u === undefined ? undefined : urlCredentials(u));
+    if (auth !== undefined) headers.set("Authorization", basicAuthorization(auth));
+  }
+  if (!headers.get("user-agent")) headers.set("User-Agent", USER_AGENT);
+  if (options.decompress !== false && !headers.has("accept-encoding")) {
+    headers.set("Accept-Encoding", ACCEPT_ENCODING);
+  }
+  return headers;
+}
+
+const usualOfClients = new WeakMap<ClientDefaults, Headers>();
+
+/** What {@link requestHeaders} makes for a call that sets no header option and a URL without credentials; never handed out (copied). */
+function usualHeaders(defaults: ClientDefaults): Headers {
+  let usual = usualOfClients.get(defaults);
+  if (usual === undefined) {
+    usual = requestHeaders({}, defaults, undefined);
+    usualOfClients.set(defaults, usual);
+  }
+  return usual;
 }
 
 /** The prepared request once its body is: Content-Type and Content-Length from the body unless set. */
@@ -184,6 +215,8 @@ interface Target {
   /** The URL's origin-form target (`pathname + search`) and the clean URL with it. */
   readonly path: string;
   readonly cleanUrl: string;
+  /** The URL has userinfo (basic credentials). */
+  readonly credentials: boolean;
   /** The direct origin (no proxy, no per-call TLS options), made on first use. */
   direct: Origin | undefined;
 }
@@ -204,6 +237,7 @@ function makeTarget(u: URL): Target {
     authority: u.host,
     path,
     cleanUrl: base + path,
+    credentials: u.username !== "" || u.password !== "",
     direct: undefined,
   };
 }
