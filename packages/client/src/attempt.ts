@@ -58,6 +58,11 @@ export interface Attempt {
   readonly finished: boolean;
   /** Resolves with the buffered body (empty in Writable and Pull modes) once the response completed. */
   done(): Promise<Uint8Array>;
+  /**
+   * `done()` without a promise: calls `waiter.resolve` with the body or `waiter.reject` with the
+   * failure, once, possibly at once. For a caller that does not also call `done()`.
+   */
+  whenDone(waiter: DoneWaiter): void;
   /** Resolves with the response head. */
   headReceived(): Promise<ResponseHead>;
   /** Pull mode: the next chunk, or `null` at the end. */
@@ -74,6 +79,8 @@ const EMPTY = new Uint8Array(0);
 const PULL_HIGH_WATER = 256 * 1024;
 
 type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
+/** What {@link Attempt.whenDone} calls (as methods: an object of the caller's, no closures needed). */
+export type DoneWaiter = Resolver<Uint8Array>;
 
 /**
  * The body-delivery state machine both exchanges share. A subclass feeds it (`acceptHead`, `onData`,
@@ -169,6 +176,12 @@ export abstract class AttemptBase implements Attempt {
       });
     }
     return this.#donePromise;
+  }
+
+  whenDone(waiter: DoneWaiter): void {
+    if (this.error) waiter.reject(this.error);
+    else if (this.#finished) waiter.resolve(this.#takeBuffered());
+    else this.#doneWaiter = waiter;
   }
 
   /** Resolves with the response head. */
