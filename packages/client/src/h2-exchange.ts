@@ -377,8 +377,10 @@ function h2Headers(req: H2Request, authority: string, scheme: string): http2.Out
   };
   headers.addTo(out, notForwarded);
   // TE is allowed only as "trailers" (RFC 9113 §8.2.2).
-  for (const te of headers.getAll("te")) {
-    if (te.trim().toLowerCase() === "trailers") out.te = "trailers";
+  if (headers.has("te")) {
+    for (const te of headers.getAll("te")) {
+      if (te.trim().toLowerCase() === "trailers") out.te = "trailers";
+    }
   }
   const body = req.body;
   if (body instanceof Uint8Array && out["content-length"] === undefined) {

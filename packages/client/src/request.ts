@@ -200,12 +200,7 @@ function startH2(
 ): StartedAttempt {
   const exchange = new H2Exchange(session, p.timeouts, mode, sink, onHead);
   const unwatch = guard?.watch(exchange);
-  exchange.start(
-    { method: p.method, path: p.path, headers: p.headers, body: p.body },
-    p.authority,
-    p.origin.secure ? "https" : "http",
-    p.expectContinue,
-  );
+  exchange.start(p, p.authority, p.origin.secure ? "https" : "http", p.expectContinue);
   return { exchange, unwatch };
 }
 
