@@ -9,7 +9,9 @@
 // (against node's own server as well), which would hang the run.
 // Env: BENCH_SCALE (request counts × this, default 1: 100 000 for /tiny, 20 000 for /large, about
 // 2 s each here), BENCH_ROUNDS (default 5), BENCH_ROUTES ("/tiny,/large"), BENCH_MODES ("h2c,tls"),
-// BENCH_PIN=none to not pin.
+// BENCH_PIN=none to not pin, BENCH_FRESH=1 to run every measurement on a fresh server process
+// (warmed up first): as in server-h1, one process of the same server now and then runs 10–25 %
+// slower than the next for its whole life, which a long-lived process turns into a column of low cells.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -96,6 +98,7 @@ async function main() {
   const ROUTES = (process.env.BENCH_ROUTES ?? "/tiny,/large").split(",");
   const MODES = (process.env.BENCH_MODES ?? "h2c,tls").split(",");
   const KINDS = ["hyperwire", "node"];
+  const FRESH = process.env.BENCH_FRESH === "1";
   const run = promisify(execFile);
   if (!ensureDebian({ h2load: "nghttp2-client" })) {
     console.error("h2-server: h2load is missing (apt-get install nghttp2-client)");
@@ -153,6 +156,15 @@ async function main() {
           KINDS.map((k) => [
             k,
             async () => {
+              if (FRESH) {
+                // A new process for this measurement, warmed up first.
+                const old = byKind[k];
+                old.child.kill("SIGTERM");
+                await once(old.child, "exit");
+                byKind[k] = await spawnServer(k, mode);
+                servers[servers.indexOf(old)] = byKind[k];
+                await load(byKind[k], route, 0.3);
+              }
               const r = await load(byKind[k], route);
               perCpu[k].push(r.perCpuSecond);
               return r.perSecond;
@@ -165,7 +177,7 @@ async function main() {
       }
     }
     printTable(
-      `h2-server: requests/s, h2load -t1 -c64 -m10 -n (100k /tiny, 20k /large) × ${SCALE}, ${ROUNDS} rounds (median), Node ${process.version}, ` +
+      `h2-server: requests/s, h2load -t1 -c64 -m10 -n (100k /tiny, 20k /large) × ${SCALE}, ${ROUNDS} rounds (median)${FRESH ? ", a fresh server process per measurement" : ""}, Node ${process.version}, ` +
         `${os.cpus().length} cores, ${PIN ? `servers on core ${LAST_CPU}, load on core 0` : "unpinned"}`,
       "req/s",
       rows,
