@@ -351,7 +351,7 @@ export function send(
 /**
  * A buffered call with the client's policies and no tracer: its first attempt runs without the
  * general path's three awaited layers (hops, attempts, the stale-connection retry), which cost
- * about a fifth of a small request's CPU time on an open HTTP/2 session. Most calls end with it
+ * about a tenth of a small request's CPU time on an open HTTP/2 session. Most calls end with it
  * (no redirect, no retry, nothing to decode); any other outcome (a failure, a status a rule may
  * retry or follow, an encoded body, a failing status) goes to {@link sendHops} as that path's first
  * attempt, so every rule is applied in one place.
