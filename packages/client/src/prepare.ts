@@ -90,8 +90,8 @@ export function prepare(
   const path = query === undefined ? t.path : mergeQuery(t.path, query);
 
   decompressLimit(options.decompress, options.maxDecompressedSize);
-  // A call without headers, credentials or `decompress: false` starts from a copy of its client's
-  // usual head (most calls): the same list the steps below would build, without building it.
+  // A call that sets no headers, credentials or `decompress`, to a URL without credentials (most
+  // calls), starts from a copy of its client's usual head: the list requestHeaders would build.
   const headers =
     options.headers === undefined &&
     options.decompress === undefined &&
@@ -243,7 +243,7 @@ function makeTarget(u: URL): Target {
 }
 
 /**
- * Derives the origin (pool key, TLS server name, proxy) of a request to `u`. Each redirect hop is
+ * Derives the origin (pool key, TLS server name, proxy) of a request to `t`. Each redirect hop is
  * routed again from its own URL. Sets `Host` for a forward proxy when the headers have none.
  */
 function route(client: Client, options: RequestOptions, t: Target, path: string, headers: Headers): Route {
