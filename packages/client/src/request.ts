@@ -363,7 +363,7 @@ function sendPlain(p: Prepared, options: RequestOptions): Promise<Response<Uint8
   try {
     started = startAttempt(p, guard, "buffer", undefined, false, undefined);
   } catch (err) {
-    return sendHops(p, options, "buffer", undefined, guard, { exchange: undefined, res: undefined, err });
+    return plainGoesOn(p, options, guard, undefined, undefined, err);
   }
   if (started instanceof Promise) return plainWhenStarted(started, p, options, jar, guard);
   return new PlainCall(p, options, jar, guard, started).promise;
@@ -381,7 +381,7 @@ async function plainWhenStarted(
   try {
     attempt = await started;
   } catch (err) {
-    return sendHops(p, options, "buffer", undefined, guard, { exchange: undefined, res: undefined, err });
+    return plainGoesOn(p, options, guard, undefined, undefined, err);
   }
   return new PlainCall(p, options, jar, guard, attempt).promise;
 }
@@ -458,9 +458,20 @@ class PlainCall {
   }
 
   #handOver(res: Response<Uint8Array> | undefined, err: unknown): void {
-    const first = { exchange: this.#started.exchange, res, err };
-    this.#resolve(sendHops(this.#p, this.#options, "buffer", undefined, this.#guard, first));
+    this.#resolve(plainGoesOn(this.#p, this.#options, this.#guard, this.#started.exchange, res, err));
   }
+}
+
+/** A plain call whose first attempt (or its start) needs a rule: the general path takes it from there. */
+function plainGoesOn(
+  p: Prepared,
+  options: RequestOptions,
+  guard: CallGuard | null,
+  exchange: Attempt | undefined,
+  res: Response<Uint8Array> | undefined,
+  err: unknown,
+): Promise<Response<Uint8Array>> {
+  return sendHops(p, options, "buffer", undefined, guard, { exchange, res, err });
 }
 
 /** The outcome of a first attempt made by {@link sendPlain}, for the general path to go on from. */
