@@ -2,6 +2,8 @@
 // that resolve once the connection has taken them (back-pressure past SEND_HIGH_WATER), a bounded
 // close handshake, read-idle and ping/pong liveness. Per connection it adds one object, two arrays
 // and module-level listeners to ws's socket: 10,000 idle connections should cost little more than ws's.
+
+import type { Duplex } from "node:stream";
 import { ArgumentError, IdleTimer, WebSocketError } from "@hyperwire/core";
 import type { WebSocket as WsSocket } from "ws";
 
@@ -90,6 +92,25 @@ function resolvedSize(size: number): Promise<number> {
     RESOLVED_SIZES[size] = p;
   }
   return p;
+}
+
+/** ws's connection underneath: a TCP or TLS socket, or an HTTP/2 stream (RFC 8441). */
+type WsTransport = Duplex;
+
+/**
+ * Holds the frames sent in this tick in the socket's buffer and writes them together at its end, as
+ * node:http does for a response's writes: a loop of small sends becomes one write system call
+ * instead of one per frame. A socket already corked (by an earlier send this tick) is left as it is.
+ */
+function coalesce(socket: WsTransport | null | undefined): void {
+  if (socket != null && socket.writableCorked === 0) {
+    socket.cork();
+    process.nextTick(uncork, socket);
+  }
+}
+
+function uncork(socket: WsTransport): void {
+  socket.uncork();
 }
 
 /** How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`). */
@@ -274,7 +295,8 @@ export class WebSocket implements AsyncIterable<Message> {
    * Sends a message: a string as text, bytes as binary, an (async) iterable as one fragmented message
    * (its first chunk decides text or binary). Resolves with the payload size once the connection has
    * taken the message: at once while less than 64 KiB waits to be written, otherwise when this
-   * message is written. Awaiting each send therefore respects back-pressure. After close:
+   * message is written. Awaiting each send therefore respects back-pressure. Frames sent in one tick
+   * are written together at the end of the tick (one system call for a loop of small sends). After close:
    * `WebSocketError(1006)`.
    */
   send(data: SendData): Promise<number> {
@@ -340,6 +362,7 @@ export class WebSocket implements AsyncIterable<Message> {
     if (this.isClosed) return Promise.reject(this.#closedError());
     const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
     const ws = this.#ws;
+    coalesce((ws as unknown as { _socket: WsTransport | null })._socket);
     if (ws.bufferedAmount < SEND_HIGH_WATER) {
       // Taken: a write error later closes the connection, and the next send reports it. A whole
       // message goes without options (ws takes a string as text and bytes as binary; copying an

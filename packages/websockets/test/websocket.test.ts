@@ -1,5 +1,7 @@
 // The WebSocket a user holds: messages, send/receive, the close handshake and its codes, ping/pong,
 // subprotocols, compression, liveness timeouts, and the handler form of open.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { ArgumentError, ProxyConfig, WebSocketError } from "@hyperwire/core";
 import { describe, expect, test } from "vitest";
 import { WebSocketServer as WsServer, WebSocket as WsSocket } from "ws";
@@ -465,6 +467,54 @@ describe("concurrency and back-pressure", () => {
       const m = (await within(ws.receive(), 3_000, `echo ${i}`)) as string;
       expect(m.slice(0, 3)).toBe(String(i).padStart(3, "0"));
     }
+  });
+
+  test("frames sent in one tick leave in one write: a reader in another process gets them in one read", async () => {
+    // The handler spends 50 ms between its three sends, all in one tick. Written one by one, the
+    // reader (its own process) would get the first frame alone; held to the end of the tick, the
+    // three 4-byte frames arrive as one 12-byte read.
+    const spin = (ms: number): void => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        // busy: the event loop does not run
+      }
+    };
+    const server = await res.listen(async (ws) => {
+      await ws.receive();
+      for (let i = 0; i < 3; i++) {
+        void ws.send(`m${i}`);
+        spin(50);
+      }
+      for await (const _ of ws) {
+        // until the reader goes
+      }
+    });
+    const reader = `
+      const s = require("node:net").connect(Number(process.argv[1]), "127.0.0.1");
+      let head = Buffer.alloc(0), upgraded = false, total = 0;
+      const reads = [];
+      s.write("GET /c HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n");
+      s.on("data", (d) => {
+        if (!upgraded) {
+          head = Buffer.concat([head, d]);
+          const end = head.indexOf("\\r\\n\\r\\n");
+          if (end < 0) return;
+          upgraded = true;
+          d = head.subarray(end + 4);
+          s.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x67, 0x6f])); // "go", masked with 0
+          if (d.length === 0) return;
+        }
+        reads.push(d.length);
+        total += d.length;
+        if (total >= 12) { console.log(JSON.stringify(reads)); s.destroy(); }
+      });`;
+    const { stdout } = await within(
+      promisify(execFile)(process.execPath, ["-e", reader, String(server.port)], { timeout: 10_000 }),
+      12_000,
+      "the reader process",
+    );
+    expect(JSON.parse(stdout)).toEqual([12]);
   });
 
   test("a for-await loop and a receive() waiting together: iteration ends on 1000, receive throws", async () => {
