@@ -204,3 +204,23 @@ export async function measureLoad({ one, expect, seconds, warmup, concurrency, l
     `${JSON.stringify({ rps: count / elapsed, cpuRps: count / cpuSeconds, count, seconds: elapsed })}\n`,
   );
 }
+
+/**
+ * Keeps about `mb` MB of small live objects on the heap, as an application's own data would. V8 reacts
+ * to external memory (large Buffers) differently in a heap of a few MB: one whose size falls in a
+ * narrow band starts an incremental mark-compact every ~14 ms when large messages stream through it,
+ * whichever library it runs (measured with raw ws: about 4 MB of extra heap put it in that band, 60
+ * mark-compacts in 2 s and 35 % less throughput; 16 MB or more, and neither contender ever gets there).
+ * A benchmark process with a realistic heap measures the library, not where its import size lands.
+ */
+export function ballast(mb) {
+  const keep = [];
+  const start = process.memoryUsage().heapUsed;
+  let i = 0;
+  while (process.memoryUsage().heapUsed - start < mb * 1e6) {
+    const chunk = new Array(10_000);
+    for (let j = 0; j < chunk.length; j++, i++) chunk[j] = { id: i, name: `item ${i}` };
+    keep.push(chunk);
+  }
+  globalThis.__benchBallast = keep;
+}

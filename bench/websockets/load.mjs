@@ -15,8 +15,11 @@
 // `for await`. ws is used as its users do: `send` without a callback while `bufferedAmount` is under
 // HIGH_WATER, otherwise waiting for that send's callback; messages through a 'message' listener.
 import { performance } from "node:perf_hooks";
+import { ballast } from "../lib.mjs";
 
 const [impl, scenario, base, secondsArg = "1", warmupArg = "0.5"] = process.argv.slice(2);
+// An application-sized heap for both contenders (see ballast in ../lib.mjs); BENCH_HEAP_MB=0 for none.
+ballast(Number(process.env.BENCH_HEAP_MB ?? 32));
 const SECONDS = Number(secondsArg);
 const WARMUP = Number(warmupArg);
 const HIGH_WATER = 64 * 1024;
@@ -157,7 +160,7 @@ async function echo(conns) {
   };
   await Promise.all(all.map((conn, i) => loop(conn, i === 0)));
   const server = JSON.parse(await control(all[0], "stop"));
-  const out = { rate: count / SECONDS, cpuRate: count / (cpuSeconds(cpu) + server.cpuSeconds), count };
+  const out = { rate: count / SECONDS, cpuRate: count / (cpuSeconds(cpu) + server.cpuSeconds), count, clientUs: (cpuSeconds(cpu) * 1e6) / count, serverUs: (server.cpuSeconds * 1e6) / count };
   if (samples !== undefined) {
     const sorted = samples.subarray(0, n).sort();
     out.p50 = percentile(sorted, 50) * 1000;

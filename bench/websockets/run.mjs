@@ -13,7 +13,9 @@
 // msgs/s for the same contender). One shared core measures the software's own cost and is stable.
 // Env: SECONDS (default 1), WARMUP (0.5), ROUNDS (3), SCENARIOS (echo1,echo8,send4k,send1m,push),
 // BUFFERUTIL (on,off), PIN (same: one core, the last; split: server on core 0, client on core 1;
-// none), IDLE (10000; 0 skips the memory part), IDLE_CLIENTS (4), IDLE_BATCH (100), MEM_ROUNDS (2).
+// none), IDLE (10000; 0 skips the memory part), IDLE_CLIENTS (4), IDLE_BATCH (100), MEM_ROUNDS (2),
+// HEAP_MB (32: the live heap every speed-measurement process keeps, as an application's data would;
+// see ballast in ../lib.mjs for why a bare process measures where V8's heuristics fall instead).
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -34,6 +36,8 @@ const IDLE = Number(process.env.IDLE ?? 10_000);
 const IDLE_CLIENTS = Number(process.env.IDLE_CLIENTS ?? 4);
 const IDLE_BATCH = Number(process.env.IDLE_BATCH ?? 100);
 const MEM_ROUNDS = Number(process.env.MEM_ROUNDS ?? 2);
+// Live heap each speed-measurement process keeps, as an application would (see ballast in ../lib.mjs).
+const HEAP_MB = Number(process.env.HEAP_MB ?? 32);
 const PIN = have("taskset") ? (process.env.PIN ?? "same") : "none";
 const LAST_CPU = os.cpus().length - 1;
 const CPUS = { same: [LAST_CPU, LAST_CPU], split: [0, Math.min(1, LAST_CPU)] }[PIN];
@@ -54,6 +58,7 @@ function envFor(mode) {
   const env = { ...process.env };
   delete env.WS_NO_BUFFER_UTIL;
   if (mode === "off") env.WS_NO_BUFFER_UTIL = "1";
+  env.BENCH_HEAP_MB = String(HEAP_MB);
   return env;
 }
 
@@ -112,7 +117,8 @@ async function measure(impl, scenario, mode, extra) {
 
 /** Server (and clients') memory growth for IDLE idle connections. */
 async function memory(impl, extra) {
-  const env = envFor("on");
+  // No ballast here: the growth per connection is measured from a bare process, as before.
+  const env = { ...envFor("on"), BENCH_HEAP_MB: "0" };
   const server = await startServer(impl, env, { gc: true });
   const clients = [];
   try {
