@@ -97,6 +97,11 @@ function resolvedSize(size: number): Promise<number> {
 /** ws's connection underneath: a TCP or TLS socket, or an HTTP/2 stream (RFC 8441). */
 type WsTransport = Duplex;
 
+/** The connection under a ws socket (`null` before its handshake completes). */
+function socketOf(ws: WsSocket): WsTransport | null {
+  return (ws as unknown as { _socket: WsTransport | null })._socket;
+}
+
 /**
  * Holds the frames sent in this tick in the socket's buffer and writes them together at its end, as
  * node:http does for a response's writes: a loop of small sends becomes one write system call
@@ -111,6 +116,11 @@ function coalesce(socket: WsTransport | null | undefined): void {
 
 function uncork(socket: WsTransport): void {
   socket.uncork();
+}
+
+/** Writes now what {@link coalesce} holds (before the socket is destroyed). */
+function flush(socket: WsTransport | null | undefined): void {
+  while (socket != null && socket.writableCorked > 0) socket.uncork();
 }
 
 /** How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`). */
@@ -362,7 +372,7 @@ export class WebSocket implements AsyncIterable<Message> {
     if (this.isClosed) return Promise.reject(this.#closedError());
     const size = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
     const ws = this.#ws;
-    coalesce((ws as unknown as { _socket: WsTransport | null })._socket);
+    coalesce(socketOf(ws));
     if (ws.bufferedAmount < SEND_HIGH_WATER) {
       // Taken: a write error later closes the connection, and the next send reports it. A whole
       // message goes without options (ws takes a string as text and bytes as binary; copying an
@@ -554,6 +564,8 @@ export class WebSocket implements AsyncIterable<Message> {
       this.#closeCode = code;
       this.#closeReason = reason;
     }
+    // Frames sent earlier in this tick still go out first, as they would without the corking.
+    flush(socketOf(this.#ws));
     this.#ws.terminate();
   }
 

@@ -517,6 +517,25 @@ describe("concurrency and back-pressure", () => {
     expect(JSON.parse(stdout)).toEqual([12]);
   });
 
+  test("frames sent in the tick of a terminate() still reach the peer before the connection drops", async () => {
+    const server = await res.listen(async (ws) => {
+      await ws.receive();
+      void ws.send("last");
+      void ws.send(new Uint8Array([1, 2, 3]));
+      ws.terminate();
+    });
+    const peer = await res.rawClient(urlOf(server));
+    const got: string[] = [];
+    peer.on("message", (data, isBinary) =>
+      got.push(isBinary ? `bytes:${[...(data as Buffer)]}` : String(data)),
+    );
+    const closed = rawClosed(peer);
+    peer.send("go");
+    const [code] = await within(closed, 3_000, "the drop");
+    expect(code).toBe(1006);
+    expect(got).toEqual(["last", "bytes:1,2,3"]);
+  });
+
   test("a for-await loop and a receive() waiting together: iteration ends on 1000, receive throws", async () => {
     const release = deferred();
     const server = await res.listen(async (ws) => {
