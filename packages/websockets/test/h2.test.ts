@@ -313,6 +313,23 @@ describe("server: upgrade() takes an HTTP/2 extended CONNECT", () => {
     await waitFor(() => server.connections === 0, 3_000, "the client's HTTP/2 connection to close");
   });
 
+  test("a burst of sends in one tick (held in the stream's buffer to the tick's end) arrives whole and in order", async () => {
+    const { base } = await mixedServer();
+    const ws = await open(`${base}/ws`, { protocol: "h2" });
+    // 500 sends without awaiting: past the 64 KiB mark the later ones wait for their write.
+    const sizes = await within(
+      Promise.all(Array.from({ length: 500 }, (_, i) => ws.send(`${i}:${"x".repeat(200)}`))),
+      5_000,
+      "500 sends",
+    );
+    expect(sizes.every((n, i) => n === `${i}:`.length + 200)).toBe(true);
+    for (let i = 0; i < 500; i++) {
+      const m = (await within(ws.receive(), 3_000, `echo ${i}`)) as string;
+      expect(m.slice(0, m.indexOf(":"))).toBe(String(i));
+    }
+    await ws.close();
+  });
+
   test("over TLS (ALPN h2): echo, and the handler's return closes with 1000", async () => {
     const { base, ended } = await mixedServer(true);
     const reply = await open(
