@@ -2,8 +2,9 @@
 // (the call's, else the default client's, the one `get`/`post` use), the Cookie header of a hop,
 // and storing the Set-Cookie fields of every handshake response (3xx, refusal, 101). The HTTP/1.1
 // handshake (open.ts) and the HTTP/2 one call the same functions.
-import { type CookieJar, cookieHeader, getDefaultClient, jarFor } from "@hyperwire/client";
+import type { CookieJar } from "@hyperwire/client";
 import { ArgumentError, type Headers } from "@hyperwire/core";
+import { httpClient } from "./client.js";
 
 /** The cookie options of a handshake, as `OpenOptions` has them. */
 export interface HandshakeCookieOptions {
@@ -38,6 +39,7 @@ export interface HandshakeCookies {
  */
 export function handshakeCookies(options: HandshakeCookieOptions, headers: Headers): HandshakeCookies {
   // The HTTP client's choice and checks of the two options, with the default client's jar.
+  const { cookieHeader, getDefaultClient, jarFor } = httpClient();
   const jar = jarFor(getDefaultClient(), options);
   const cookies = options.cookies;
   const callCookies = typeof cookies === "object" ? cookies : undefined;
@@ -66,7 +68,7 @@ export function handshakeCookies(options: HandshakeCookieOptions, headers: Heade
  * ```
  */
 export function hopCookieHeader(state: HandshakeCookies, url: URL): string | null {
-  return cookieHeader(state.jar, httpUrl(url), state.callCookies, state.manual);
+  return httpClient().cookieHeader(state.jar, httpUrl(url), state.callCookies, state.manual);
 }
 
 /**

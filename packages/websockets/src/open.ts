@@ -3,7 +3,7 @@
 import type { ClientRequest, IncomingMessage } from "node:http";
 import type net from "node:net";
 import type tls from "node:tls";
-import { type CookieJar, dial } from "@hyperwire/client";
+import type { CookieJar } from "@hyperwire/client";
 import {
   ArgumentError,
   CanceledError,
@@ -21,6 +21,7 @@ import {
   WebSocketError,
 } from "@hyperwire/core";
 import { WebSocket as WsSocket } from "ws";
+import { httpClient, loadClient } from "./client.js";
 import {
   type HandshakeCookies,
   handshakeCookies,
@@ -196,6 +197,7 @@ function checkOptions(options: OpenOptions): void {
 }
 
 async function handshake(url: string | URL, options: OpenOptions): Promise<WebSocket> {
+  await loadClient();
   checkOptions(options);
   if (options.protocol !== undefined && options.protocol !== "h1") return openH2(url, options);
   const o = { ...OPEN_DEFAULTS, ...definedOnly(options) };
@@ -303,28 +305,30 @@ function attempt(
       followRedirects: false,
       // Our dialer: TCP/TLS, proxies and the connect timeout, shared with the HTTP client.
       createConnection: ((_opts: unknown, callback: (err: Error | null, socket?: net.Socket) => void) => {
-        dial({
-          host,
-          port,
-          secure,
-          tls: options.tls,
-          alpn: ["http/1.1"],
-          connectTimeout,
-          signal: controller.signal,
-          // Through an HTTP proxy a WebSocket always tunnels (CONNECT), as browsers do: an Upgrade
-          // cannot travel in absolute form.
-          proxy,
-        }).then(
-          (d) => {
-            onConnected();
-            callback(null, d.socket);
-            // A proxy tunnel comes back paused (the dialer stopped reading after the proxy's reply),
-            // and node:http only adds a 'data' listener, which does not resume a paused socket.
-            // By the next turn node:http is listening.
-            setImmediate(() => d.socket.resume());
-          },
-          (e: unknown) => finish(e as HTTPError),
-        );
+        httpClient()
+          .dial({
+            host,
+            port,
+            secure,
+            tls: options.tls,
+            alpn: ["http/1.1"],
+            connectTimeout,
+            signal: controller.signal,
+            // Through an HTTP proxy a WebSocket always tunnels (CONNECT), as browsers do: an Upgrade
+            // cannot travel in absolute form.
+            proxy,
+          })
+          .then(
+            (d) => {
+              onConnected();
+              callback(null, d.socket);
+              // A proxy tunnel comes back paused (the dialer stopped reading after the proxy's reply),
+              // and node:http only adds a 'data' listener, which does not resume a paused socket.
+              // By the next turn node:http is listening.
+              setImmediate(() => d.socket.resume());
+            },
+            (e: unknown) => finish(e as HTTPError),
+          );
         return undefined;
       }) as never,
     });

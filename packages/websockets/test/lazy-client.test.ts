@@ -1,0 +1,37 @@
+// A process that only accepts WebSockets does not load the HTTP client (undici, the cookie jar and its
+// public-suffix list); the first open() loads it. Checked in a child process on the built package,
+// since the module cache of the test runner already holds everything.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { expect, test } from "vitest";
+
+test("listen() alone does not load @hyperwire/client; the first open() does, and works", async () => {
+  const dist = new URL("../dist/index.js", import.meta.url);
+  if (!existsSync(dist)) {
+    throw new Error(
+      `${fileURLToPath(dist)} is missing: build first (pnpm --filter @hyperwire/websockets build)`,
+    );
+  }
+  const script = `
+    import { createRequire } from "node:module";
+    const cache = createRequire(import.meta.url).cache;
+    const clientLoaded = () => Object.keys(cache).some((k) => /[\\\\/](undici|tough-cookie)[\\\\/]/.test(k));
+    const out = { atStart: clientLoaded() };
+    const { listen, open } = await import(${JSON.stringify(dist.href)});
+    const server = await listen(async (ws) => { for await (const m of ws) await ws.send(m); }, { host: "127.0.0.1", port: 0 });
+    out.afterListen = clientLoaded();
+    const ws = await open("ws://127.0.0.1:" + server.port + "/", { proxy: null });
+    await ws.send("ping");
+    out.echo = await ws.receive();
+    out.afterOpen = clientLoaded();
+    await ws.close();
+    await server.close();
+    console.log(JSON.stringify(out));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], {
+    timeout: 20_000,
+  });
+  expect(JSON.parse(stdout)).toEqual({ atStart: false, afterListen: false, echo: "ping", afterOpen: true });
+});
