@@ -160,7 +160,13 @@ async function echo(conns) {
   };
   await Promise.all(all.map((conn, i) => loop(conn, i === 0)));
   const server = JSON.parse(await control(all[0], "stop"));
-  const out = { rate: count / SECONDS, cpuRate: count / (cpuSeconds(cpu) + server.cpuSeconds), count, clientUs: (cpuSeconds(cpu) * 1e6) / count, serverUs: (server.cpuSeconds * 1e6) / count };
+  const out = {
+    rate: count / SECONDS,
+    cpuRate: count / (cpuSeconds(cpu) + server.cpuSeconds),
+    count,
+    clientUs: (cpuSeconds(cpu) * 1e6) / count,
+    serverUs: (server.cpuSeconds * 1e6) / count,
+  };
   if (samples !== undefined) {
     const sorted = samples.subarray(0, n).sort();
     out.p50 = percentile(sorted, 50) * 1000;
