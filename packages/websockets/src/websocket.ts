@@ -105,12 +105,17 @@ function socketOf(ws: WsSocket): WsTransport | null {
 /**
  * Holds the frames sent in this tick in the socket's buffer and writes them together at its end, as
  * node:http does for a response's writes: a loop of small sends becomes one write system call
- * instead of one per frame. A socket already corked (by an earlier send this tick) is left as it is.
+ * instead of one per frame. A long burst goes out SEND_HIGH_WATER at a time rather than all at the
+ * end of the tick, so that the peer starts receiving and the held bytes stay bounded.
  */
 function coalesce(socket: WsTransport | null | undefined): void {
-  if (socket != null && socket.writableCorked === 0) {
+  if (socket == null) return;
+  if (socket.writableCorked === 0) {
     socket.cork();
     process.nextTick(uncork, socket);
+  } else if (socket.writableLength >= SEND_HIGH_WATER) {
+    socket.uncork();
+    socket.cork();
   }
 }
 

@@ -68,6 +68,53 @@ async function rawServer(
   return { server, url: `ws://127.0.0.1:${port}/`, connection };
 }
 
+/** Busy for `ms`: the event loop does not run (everything in it happens in one tick). */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+/**
+ * A raw reader in its own process (so it reads while this one is busy): it connects to the server,
+ * sends "go" after the handshake, and reads until `bytes` bytes of frames have come. Returns the size
+ * of each read, the wall-clock time (Date.now()) of the first, and the total.
+ */
+async function readInAnotherProcess(
+  port: number,
+  bytes: number,
+): Promise<{ reads: number[]; first: number; total: number }> {
+  const reader = `
+    const s = require("node:net").connect(Number(process.argv[1]), "127.0.0.1");
+    const want = Number(process.argv[2]);
+    let head = Buffer.alloc(0), upgraded = false, total = 0, first = 0;
+    const reads = [];
+    s.write("GET /c HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n");
+    s.on("data", (d) => {
+      if (!upgraded) {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf("\\r\\n\\r\\n");
+        if (end < 0) return;
+        upgraded = true;
+        d = head.subarray(end + 4);
+        s.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x67, 0x6f])); // "go", masked with 0
+        if (d.length === 0) return;
+      }
+      if (first === 0) first = Date.now();
+      reads.push(d.length);
+      total += d.length;
+      if (total >= want) { console.log(JSON.stringify({ reads, first, total })); s.destroy(); }
+    });`;
+  const { stdout } = await within(
+    promisify(execFile)(process.execPath, ["-e", reader, String(port), String(bytes)], { timeout: 10_000 }),
+    12_000,
+    "the reader process",
+  );
+  return JSON.parse(stdout);
+}
+
 describe("the API.md example", () => {
   test("runs as written and replies HELLO", async () => {
     const HTTP = { WebSockets, ProxyConfig };
@@ -473,12 +520,6 @@ describe("concurrency and back-pressure", () => {
     // The handler spends 50 ms between its three sends, all in one tick. Written one by one, the
     // reader (its own process) would get the first frame alone; held to the end of the tick, the
     // three 4-byte frames arrive as one 12-byte read.
-    const spin = (ms: number): void => {
-      const end = performance.now() + ms;
-      while (performance.now() < end) {
-        // busy: the event loop does not run
-      }
-    };
     const server = await res.listen(async (ws) => {
       await ws.receive();
       for (let i = 0; i < 3; i++) {
@@ -489,32 +530,29 @@ describe("concurrency and back-pressure", () => {
         // until the reader goes
       }
     });
-    const reader = `
-      const s = require("node:net").connect(Number(process.argv[1]), "127.0.0.1");
-      let head = Buffer.alloc(0), upgraded = false, total = 0;
-      const reads = [];
-      s.write("GET /c HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n" +
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n");
-      s.on("data", (d) => {
-        if (!upgraded) {
-          head = Buffer.concat([head, d]);
-          const end = head.indexOf("\\r\\n\\r\\n");
-          if (end < 0) return;
-          upgraded = true;
-          d = head.subarray(end + 4);
-          s.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x67, 0x6f])); // "go", masked with 0
-          if (d.length === 0) return;
-        }
-        reads.push(d.length);
-        total += d.length;
-        if (total >= 12) { console.log(JSON.stringify(reads)); s.destroy(); }
-      });`;
-    const { stdout } = await within(
-      promisify(execFile)(process.execPath, ["-e", reader, String(server.port)], { timeout: 10_000 }),
-      12_000,
-      "the reader process",
-    );
-    expect(JSON.parse(stdout)).toEqual([12]);
+    const { reads } = await readInAnotherProcess(server.port, 12);
+    expect(reads).toEqual([12]);
+  });
+
+  test("a long burst in one tick is not all held to its end: 64 KiB at a time goes out", async () => {
+    // 100 sends of 1 KiB, 10 ms apart, in one tick (about 1 s). Past 64 KiB held, what is held is
+    // written: the reader gets its first bytes some 350 ms before the loop ends, not after it.
+    let loopEnd = 0;
+    const server = await res.listen(async (ws) => {
+      await ws.receive();
+      const kib = new Uint8Array(1024);
+      for (let i = 0; i < 100; i++) {
+        void ws.send(kib);
+        spin(10);
+      }
+      loopEnd = Date.now();
+      for await (const _ of ws) {
+        // until the reader goes
+      }
+    });
+    const { first, total } = await readInAnotherProcess(server.port, 100 * (1024 + 4));
+    expect(total).toBe(100 * (1024 + 4));
+    expect(loopEnd - first).toBeGreaterThan(150);
   });
 
   test("frames sent in the tick of a terminate() still reach the peer before the connection drops", async () => {
