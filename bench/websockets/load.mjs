@@ -47,6 +47,9 @@ const url = `${base}${PATHS[scenario]}`;
 const IMPLS = {
   async hyperwire() {
     const { open } = await import("@hyperwire/websockets");
+    // open() loads the HTTP client on its first call; loaded here, before any measurement starts, so
+    // that the idle memory counts connections only (as the ws client's modules are loaded already).
+    await import("@hyperwire/client");
     return async () => {
       const ws = await open(url, { proxy: null });
       return {
