@@ -224,53 +224,52 @@ export function openH2(url: string | URL, options: OpenOptions): Promise<WebSock
 
     // Connecting is dial + the peer's first SETTINGS, within connectTimeout.
     const connecting = deadline(connectTimeout, "connect", started);
-    httpClient()
-      .dial({
-        host,
-        port,
-        secure,
-        tls: options.tls,
-        alpn: ["h2"],
-        connectTimeout,
-        signal: controller.signal,
-        proxy,
-      })
-      .then(
-        (d) => {
-          if (settled) {
-            d.socket.destroy();
-            return;
-          }
-          socket = d.socket;
-          if (secure && d.protocol !== "h2") {
+    const { dial } = httpClient();
+    dial({
+      host,
+      port,
+      secure,
+      tls: options.tls,
+      alpn: ["h2"],
+      connectTimeout,
+      signal: controller.signal,
+      proxy,
+    }).then(
+      (d) => {
+        if (settled) {
+          d.socket.destroy();
+          return;
+        }
+        socket = d.socket;
+        if (secure && d.protocol !== "h2") {
+          fail(
+            `${target.host} did not negotiate HTTP/2 by ALPN (it chose ${d.protocol}); use protocol: "h1"`,
+          );
+          return;
+        }
+        const s = http2.connect(`${secure ? "https" : "http"}://${target.host}`, {
+          createConnection: () => d.socket,
+          settings: { enablePush: false },
+        });
+        session = s;
+        // Session errors come before its 'close', which reports them; without a listener node throws.
+        let sessionError: Error | undefined;
+        s.on("error", (e: Error) => {
+          sessionError ??= e;
+        });
+        s.once("close", () => {
+          d.socket.destroy();
+          if (!settled) {
             fail(
-              `${target.host} did not negotiate HTTP/2 by ALPN (it chose ${d.protocol}); use protocol: "h1"`,
+              `${target.host} closed the connection before the HTTP/2 handshake completed${secure ? "" : " (does it speak HTTP/2 with prior knowledge, h2c?)"}`,
+              sessionError,
             );
-            return;
           }
-          const s = http2.connect(`${secure ? "https" : "http"}://${target.host}`, {
-            createConnection: () => d.socket,
-            settings: { enablePush: false },
-          });
-          session = s;
-          // Session errors come before its 'close', which reports them; without a listener node throws.
-          let sessionError: Error | undefined;
-          s.on("error", (e: Error) => {
-            sessionError ??= e;
-          });
-          s.once("close", () => {
-            d.socket.destroy();
-            if (!settled) {
-              fail(
-                `${target.host} closed the connection before the HTTP/2 handshake completed${secure ? "" : " (does it speak HTTP/2 with prior knowledge, h2c?)"}`,
-                sessionError,
-              );
-            }
-          });
-          s.on("remoteSettings", onSettings);
-        },
-        (e: unknown) => finish(e as HTTPError),
-      );
+        });
+        s.on("remoteSettings", onSettings);
+      },
+      (e: unknown) => finish(e as HTTPError),
+    );
   });
 }
 

@@ -305,30 +305,29 @@ function attempt(
       followRedirects: false,
       // Our dialer: TCP/TLS, proxies and the connect timeout, shared with the HTTP client.
       createConnection: ((_opts: unknown, callback: (err: Error | null, socket?: net.Socket) => void) => {
-        httpClient()
-          .dial({
-            host,
-            port,
-            secure,
-            tls: options.tls,
-            alpn: ["http/1.1"],
-            connectTimeout,
-            signal: controller.signal,
-            // Through an HTTP proxy a WebSocket always tunnels (CONNECT), as browsers do: an Upgrade
-            // cannot travel in absolute form.
-            proxy,
-          })
-          .then(
-            (d) => {
-              onConnected();
-              callback(null, d.socket);
-              // A proxy tunnel comes back paused (the dialer stopped reading after the proxy's reply),
-              // and node:http only adds a 'data' listener, which does not resume a paused socket.
-              // By the next turn node:http is listening.
-              setImmediate(() => d.socket.resume());
-            },
-            (e: unknown) => finish(e as HTTPError),
-          );
+        const { dial } = httpClient();
+        dial({
+          host,
+          port,
+          secure,
+          tls: options.tls,
+          alpn: ["http/1.1"],
+          connectTimeout,
+          signal: controller.signal,
+          // Through an HTTP proxy a WebSocket always tunnels (CONNECT), as browsers do: an Upgrade
+          // cannot travel in absolute form.
+          proxy,
+        }).then(
+          (d) => {
+            onConnected();
+            callback(null, d.socket);
+            // A proxy tunnel comes back paused (the dialer stopped reading after the proxy's reply),
+            // and node:http only adds a 'data' listener, which does not resume a paused socket.
+            // By the next turn node:http is listening.
+            setImmediate(() => d.socket.resume());
+          },
+          (e: unknown) => finish(e as HTTPError),
+        );
         return undefined;
       }) as never,
     });

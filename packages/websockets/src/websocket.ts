@@ -108,7 +108,7 @@ function socketOf(ws: WsSocket): WsTransport | null {
  * instead of one per frame. A long burst goes out SEND_HIGH_WATER at a time rather than all at the
  * end of the tick, so that the peer starts receiving and the held bytes stay bounded.
  */
-function coalesce(socket: WsTransport | null | undefined): void {
+function coalesce(socket: WsTransport | null): void {
   if (socket == null) return;
   if (socket.writableCorked === 0) {
     socket.cork();
@@ -124,7 +124,7 @@ function uncork(socket: WsTransport): void {
 }
 
 /** Writes now what {@link coalesce} holds (before the socket is destroyed). */
-function flush(socket: WsTransport | null | undefined): void {
+function flush(socket: WsTransport | null): void {
   while (socket != null && socket.writableCorked > 0) socket.uncork();
 }
 
