@@ -281,15 +281,7 @@ async function rawH2Server(
     stream.on("error", () => {});
     onStream(stream, headers);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as net.AddressInfo).port, sessions };
+  return { port: await res.listenRaw(server, sessions), sessions };
 }
 
 describe("server: upgrade() takes an HTTP/2 extended CONNECT", () => {

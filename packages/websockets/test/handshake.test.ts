@@ -398,15 +398,7 @@ describe("proxies", () => {
       };
       client.on("data", onData);
     });
-    await new Promise<void>((r) => socks.listen(0, "127.0.0.1", r));
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          socks.close(() => resolve());
-        }),
-    );
-    const proxyUrl = `socks5://127.0.0.1:${(socks.address() as net.AddressInfo).port}`;
+    const proxyUrl = `socks5://127.0.0.1:${await res.listenRaw(socks, sockets)}`;
     expect(await echoOnce(`ws://${serverAddr(server)}/`, { proxy: proxyUrl })).toBe("ping?");
     expect(targets).toEqual([serverAddr(server)]);
   });

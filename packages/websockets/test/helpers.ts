@@ -57,6 +57,22 @@ export class Resources {
     return ws;
   }
 
+  /**
+   * Listens with `server` on 127.0.0.1, port 0. After the test it destroys what `live` holds by then
+   * (the server's sockets or sessions) and closes the server. Returns the port.
+   */
+  async listenRaw(server: net.Server, live: Iterable<{ destroy(): void }>): Promise<number> {
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    this.defer(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of live) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    return (server.address() as net.AddressInfo).port;
+  }
+
   /** Runs `f` after the test (last registered runs first). */
   defer(f: () => unknown): void {
     this.#cleanups.push(f);
@@ -404,15 +420,7 @@ export async function connectProxy(res: Resources): Promise<{ url: string; targe
     };
     client.on("data", onData);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, targets };
+  return { url: `http://127.0.0.1:${await res.listenRaw(server, sockets)}`, targets };
 }
 
 /**
@@ -442,13 +450,5 @@ export async function handRolledServer(
     };
     socket.on("data", onData);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, sockets };
+  return { url: `ws://127.0.0.1:${await res.listenRaw(server, sockets)}/`, sockets };
 }
