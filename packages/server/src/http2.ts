@@ -15,7 +15,12 @@ const { NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP
 /** Where a stream's exchange hangs off node's stream object (one property, set once per stream). */
 const kExchange = Symbol("hyperwire.h2exchange");
 
-type ExchangeStream = ServerHttp2Stream & { [kExchange]?: H2Exchange };
+/**
+ * A stream's exchange while its response runs; once the response has ended, only the session (all
+ * its close still has to do is count the stream off): the exchange, its request and the request's
+ * header lists then die young instead of living as long as the stream.
+ */
+type ExchangeStream = ServerHttp2Stream & { [kExchange]?: H2Exchange | ServerSession };
 
 /** What runs a request stream once the engine accepted it. */
 export type H2Runner = (exchange: H2Exchange) => void;
@@ -111,9 +116,7 @@ export class H2Exchange {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
     this.resetByUs = true;
-    if (!stream.writableEnded && stream.writableLength === 0) {
-      stream.destroy(new Error(`the response was abandoned (${code})`));
-    } else stream.close(code);
+    resetOpen(stream, code);
   }
 
   /**
@@ -128,7 +131,16 @@ export class H2Exchange {
       this.resetByUs = true;
       stream.close(NGHTTP2_NO_ERROR);
     }
+    // An extended CONNECT's exchange stays: its tunnel is the engine's until the stream closes.
+    if (this.engine === undefined) (stream as ExchangeStream)[kExchange] = this.session;
   }
+}
+
+/** See {@link H2Exchange.reset} (`stream` is neither closed nor destroyed). */
+function resetOpen(stream: ServerHttp2Stream, code: number): void {
+  if (!stream.writableEnded && stream.writableLength === 0) {
+    stream.destroy(new Error(`the response was abandoned (${code})`));
+  } else stream.close(code);
 }
 
 function flattenRequestHeaders(raw: string[]): string[] {
@@ -204,6 +216,11 @@ function ignore(): void {}
 function onStreamClose(this: ExchangeStream): void {
   const ex = this[kExchange];
   if (ex === undefined) return;
+  if (ex instanceof ServerSession) {
+    // The response ended before the stream closed (see H2Exchange.finish).
+    ex.streamClosed(false);
+    return;
+  }
   const peerReset = !ex.ended && !ex.resetByUs;
   if (!ex.ended) {
     ex.ended = true;
@@ -317,7 +334,10 @@ export class Http2Engine {
 
 /** Resets a stream whose writes stalled past `writeTimeout` (CANCEL): the stream, not the session. */
 export function resetStalled(stream: unknown): void {
-  (stream as ExchangeStream)[kExchange]?.reset(NGHTTP2_CANCEL);
+  const s = stream as ExchangeStream;
+  const ex = s[kExchange];
+  if (ex instanceof H2Exchange) ex.reset(NGHTTP2_CANCEL);
+  else if (ex !== undefined && !s.destroyed && !s.closed) resetOpen(s, NGHTTP2_CANCEL);
 }
 
 /** RST_STREAM codes the runners use. */

@@ -2,6 +2,8 @@
 // listen paths over h2, limits, shutdown, and the library's handlers over h2.
 import { once } from "node:events";
 import http2 from "node:http2";
+import { setFlagsFromString } from "node:v8";
+import vm from "node:vm";
 import { Headers, Response } from "@hyperwire/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { tls } from "../../../fixtures/tls/index.mjs";
@@ -230,6 +232,60 @@ describe("serve over h2", () => {
     const s = sessions.connect(server.url);
     await h2get(s, { ":path": "/log" });
     expect(entries).toMatchObject([{ version: "2.0", status: 200, target: "/log" }]);
+  });
+
+  it("a response still draining to a slow reader does not keep its request alive", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    let request: WeakRef<object> | undefined;
+    const size = 1_000_000;
+    const server = servers.add(
+      await serve(
+        (req) => {
+          request = new WeakRef(req);
+          return new Response(200, { body: Buffer.alloc(size, "x") });
+        },
+        { port: 0 },
+      ),
+    );
+    // A 1 KB window and a paused stream: the server can send only the start of the body, so its
+    // stream stays open with the rest queued after the handler's response has ended.
+    const s = sessions.connect(server.url, { settings: { initialWindowSize: 1024 } });
+    const req = s.request({ ":path": "/" });
+    req.pause();
+    await once(req, "response");
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(server.activeRequests).toBe(1);
+    expect(request?.deref()).toBeUndefined();
+    let received = 0;
+    req.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    req.resume();
+    await once(req, "end");
+    expect(received).toBe(size);
+  });
+
+  it("writeTimeout resets a finished response that a reader stopped taking (CANCEL)", async () => {
+    const server = servers.add(
+      await serve(() => new Response(200, { body: Buffer.alloc(1_000_000, "x") }), {
+        port: 0,
+        writeTimeout: 200,
+      }),
+    );
+    const s = sessions.connect(server.url, { settings: { initialWindowSize: 1024 } });
+    const req = s.request({ ":path": "/" });
+    req.on("error", () => {});
+    req.pause();
+    await once(req, "response");
+    const t0 = performance.now();
+    await once(req, "close");
+    expect(performance.now() - t0).toBeGreaterThan(100);
+    expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(server.activeRequests).toBe(0);
   });
 });
 
