@@ -605,15 +605,7 @@ describe("client: open(url, { protocol: 'h2' })", () => {
       seen = headers;
       stream.respond({ ":status": 200 });
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sessions) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    const port = (server.address() as net.AddressInfo).port;
+    const port = await res.listenRaw(server, sessions);
     const ws = await within(open(`ws://127.0.0.1:${port}/late`, { protocol: "h2" }), 3_000, "the open");
     expect(seen?.[":protocol"]).toBe("websocket");
     expect(seen?.[":path"]).toBe("/late");

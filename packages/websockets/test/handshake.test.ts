@@ -87,15 +87,7 @@ async function silentServer(): Promise<{ port: number; sockets: net.Socket[]; cl
     s.resume();
     s.on("close", () => closed++);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as net.AddressInfo).port, sockets, closedCount: () => closed };
+  return { port: await res.listenRaw(server, sockets), sockets, closedCount: () => closed };
 }
 
 describe("URLs", () => {
