@@ -86,6 +86,20 @@ describe("protocol selection", () => {
   });
 });
 
+/**
+ * A GET of `/` whose reader takes nothing: a 1 KB window and a paused stream, so the server can send
+ * only the start of a larger body and its stream stays open with the rest queued after the
+ * handler's response has ended. Resolves once the response head arrived.
+ */
+async function slowReader(url: string): Promise<http2.ClientHttp2Stream> {
+  const s = sessions.connect(url, { settings: { initialWindowSize: 1024 } });
+  const req = s.request({ ":path": "/" });
+  req.on("error", () => {});
+  req.pause();
+  await once(req, "response");
+  return req;
+}
+
 describe("serve over h2", () => {
   it("buffers the request body and echoes it; cookies are joined; Host comes from :authority", async () => {
     let seen: { cookie: string | null; host: string | null; body: string } | undefined;
@@ -248,12 +262,7 @@ describe("serve over h2", () => {
         { port: 0 },
       ),
     );
-    // A 1 KB window and a paused stream: the server can send only the start of the body, so its
-    // stream stays open with the rest queued after the handler's response has ended.
-    const s = sessions.connect(server.url, { settings: { initialWindowSize: 1024 } });
-    const req = s.request({ ":path": "/" });
-    req.pause();
-    await once(req, "response");
+    const req = await slowReader(server.url);
     for (let i = 0; i < 3; i++) {
       gc();
       await new Promise((r) => setImmediate(r));
@@ -276,11 +285,7 @@ describe("serve over h2", () => {
         writeTimeout: 200,
       }),
     );
-    const s = sessions.connect(server.url, { settings: { initialWindowSize: 1024 } });
-    const req = s.request({ ":path": "/" });
-    req.on("error", () => {});
-    req.pause();
-    await once(req, "response");
+    const req = await slowReader(server.url);
     const t0 = performance.now();
     await once(req, "close");
     expect(performance.now() - t0).toBeGreaterThan(100);
