@@ -133,6 +133,80 @@ function statusForClientError(code: string | undefined): number {
   }
 }
 
+/** The HTTP/2 client connection preface (RFC 9113 §3.4): what a prior-knowledge h2c peer sends first. */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/** What node:http's parser reports when it has read the whole preface (llhttp stops there). */
+type PrefaceError = Error & { code?: string; bytesParsed?: number; rawPacket?: Buffer };
+
+/** node:http's per-connection parser, as much of it as {@link takeBack} uses. */
+interface NodeParser {
+  _consumed?: boolean;
+  unconsume(): void;
+  remove(): void;
+  close(): void;
+}
+
+type NodeHttpSocket = ConnSocket & { parser?: NodeParser | null };
+
+/**
+ * The socket listeners node:http adds per connection, by name: the first four are bound to that
+ * connection's state, so there is no other handle on them.
+ */
+const NODE_LISTENERS = new Set([
+  "bound socketOnData",
+  "bound socketOnEnd",
+  "bound socketOnClose",
+  "bound socketOnDrain",
+  "socketOnTimeout",
+  "onSocketResume",
+  "onSocketPause",
+]);
+const NODE_EVENTS = ["data", "end", "close", "drain", "timeout", "resume", "pause"] as const;
+
+function closeParser(parser: NodeParser): void {
+  parser.close();
+}
+
+/**
+ * Takes a connection back from node:http when its first bytes were the HTTP/2 preface, as node:http
+ * itself lets go of an upgraded one: its parser stops reading the socket and leaves the header-timeout
+ * list, its listeners come off, and the preface and whatever followed it are put back to be read
+ * again. False (the connection stays with node:http, which answers 400) when the preface came after
+ * other bytes, or when this Node's http module no longer looks the way this expects.
+ */
+function takeBack(socket: NodeHttpSocket, err: PrefaceError): boolean {
+  const parser = socket.parser;
+  const raw = err.rawPacket;
+  const parsed = err.bytesParsed;
+  if (parser == null || raw === undefined || parsed === undefined) return false;
+  // The preface must be the connection's first bytes: everything read up to its end is the preface.
+  const rest = raw.subarray(parsed);
+  if (socket.bytesRead - rest.length !== PREFACE.length) return false;
+  for (const event of NODE_EVENTS) {
+    for (const fn of socket.listeners(event)) {
+      if (NODE_LISTENERS.has(fn.name)) socket.removeListener(event, fn as (...args: unknown[]) => void);
+    }
+  }
+  if (socket.listenerCount("data") !== 0) return false;
+  if (parser._consumed) parser.unconsume();
+  parser._consumed = false;
+  parser.remove();
+  socket.parser = null;
+  // The parser is still on the stack (this runs inside its callback): close it once that unwound.
+  setImmediate(closeParser, parser);
+  // node:http's wrappers of `on`, `addListener`, `prependListener` and `setEncoding`.
+  const own = socket as unknown as Record<string, unknown>;
+  delete own.on;
+  delete own.addListener;
+  delete own.prependListener;
+  delete own.setEncoding;
+  // As node:http leaves an upgraded socket: neither flowing nor paused, what arrives is kept.
+  (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+  socket.unshift(rest.length === 0 ? PREFACE : Buffer.concat([PREFACE, rest]));
+  return true;
+}
+
 function onClientError(err: Error & { code?: string }, socket: Socket): void {
   // The peer left (reset, or closed in the middle of a message): nobody to answer.
   if (err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "HPE_INVALID_EOF_STATE") {
@@ -140,6 +214,13 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
     return;
   }
   const conn = (socket as ConnSocket)[kConn];
+  if (err.code === "HPE_PAUSED_H2_UPGRADE" && conn?.engine.onPreface !== undefined) {
+    if (takeBack(socket, err)) {
+      conn.engine.release(conn);
+      conn.engine.onPreface(socket);
+      return;
+    }
+  }
   const status = statusForClientError(err.code);
   if (conn === undefined || conn.active === 0) {
     rawError(socket, status);
@@ -186,6 +267,11 @@ export class Http1Engine {
   closing = false;
   /** Connections taken over by another protocol, with what to call when the server shuts down. */
   readonly hijacked = new Map<Socket, ((force: boolean) => void) | undefined>();
+  /**
+   * Where a connection goes whose first bytes are the HTTP/2 preface (the HTTP/2 engine's `accept`);
+   * unset, the preface gets 400 like any request line HTTP/1.1 does not know.
+   */
+  onPreface: ((socket: Socket) => void) | undefined = undefined;
 
   constructor(
     options: ResolvedServerOptions,
@@ -249,6 +335,13 @@ export class Http1Engine {
     this.conns.add(conn);
     socket.on("close", onSocketClose);
     this.http.emit("connection", socket);
+  }
+
+  /** Lets go of a connection that has no request in flight, handed to another engine. */
+  release(conn: Conn): void {
+    this.conns.delete(conn);
+    conn.socket.removeListener("close", onSocketClose);
+    (conn.socket as ConnSocket)[kConn] = undefined;
   }
 
   /** A request on `conn` started: it is in flight until {@link requestDone}. */

@@ -1,7 +1,7 @@
 import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import { AddressInUseError, ConnectError, ProtocolError } from "@hyperwire/core";
-import { type Http1Engine, rawError } from "./http1.js";
+import type { Http1Engine } from "./http1.js";
 import type { Http2Engine } from "./http2.js";
 import { LISTEN_ANY_ATTEMPTS, type ResolvedServerOptions } from "./options.js";
 
@@ -35,59 +35,6 @@ function tcpSocketOf(socket: tls.TLSSocket): Socket | undefined {
   return (socket as tls.TLSSocket & { _parent?: Socket })._parent;
 }
 
-/** The HTTP/2 client connection preface (RFC 9113 §3.4): what a prior-knowledge h2c peer sends first. */
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-
-/**
- * Reads the first bytes of a cleartext connection and hands it to the HTTP/2 engine when they are
- * the preface, else to the HTTP/1.1 engine; either way the bytes read are put back first. A preface
- * split across reads is waited for; the first byte that differs decides HTTP/1.1. A peer that sends
- * nothing gets 408 after `headTimeout` ms (`0`: it may wait), as HTTP/1.1's head timeout would do.
- */
-function sniff(
-  socket: Socket,
-  headTimeout: number,
-  h1: Http1Engine,
-  h2: Http2Engine,
-  decided: (socket: Socket) => void,
-): void {
-  let seen: Buffer | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const onData = (chunk: Buffer): void => {
-    const bytes = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
-    const n = Math.min(bytes.length, PREFACE.length);
-    const isPreface = bytes.compare(PREFACE, 0, n, 0, n) === 0;
-    if (isPreface && n < PREFACE.length) {
-      seen = bytes;
-      return;
-    }
-    socket.off("data", onData);
-    socket.off("end", onEnd);
-    if (timer !== undefined) clearTimeout(timer);
-    socket.pause();
-    socket.unshift(bytes);
-    decided(socket);
-    if (isPreface) h2.accept(socket);
-    else {
-      h1.accept(socket);
-      socket.resume();
-    }
-  };
-  // The peer closed before deciding: nothing to serve.
-  const onEnd = (): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    socket.destroy();
-  };
-  socket.on("data", onData);
-  socket.once("end", onEnd);
-  if (headTimeout > 0) {
-    timer = setTimeout(() => {
-      socket.off("data", onData);
-      rawError(socket, 408);
-    }, headTimeout).unref();
-  }
-}
-
 function bindError(err: unknown, host: string, port: number): Error {
   const code = (err as { code?: string }).code;
   const address = hostPort(host, port);
@@ -113,10 +60,7 @@ export class Server {
   readonly #h2: Http2Engine | undefined;
   readonly #listener: net.Server;
   readonly #sockets = new Set<Socket>();
-  /**
-   * Connections not yet handed to an engine, so idle: TLS connections still in their handshake, and
-   * cleartext ones whose first bytes have not told HTTP/1.1 from HTTP/2 yet.
-   */
+  /** Connections not yet handed to an engine, so idle: TLS connections still in their handshake. */
   readonly #handshaking = new Set<Socket>();
   #state: State = "initial";
   #bound: AddressInfo | undefined;
@@ -155,17 +99,12 @@ export class Server {
       listener.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
       this.#listener = listener;
     } else {
-      const decided = (socket: Socket): void => {
-        this.#handshaking.delete(socket);
-      };
-      const headTimeout = options.readHeaderTimeout;
+      // Every cleartext connection starts as HTTP/1.1: node:http's parser reads it natively, and the
+      // h2c prior-knowledge preface, which it stops at, hands the connection to the HTTP/2 engine.
+      if (h2 !== undefined) engine.onPreface = (socket) => h2.accept(socket);
       this.#listener = net.createServer({ noDelay: true }, (socket) => {
         track(socket);
-        if (h2 === undefined) engine.accept(socket);
-        else {
-          this.#handshaking.add(socket);
-          sniff(socket, headTimeout, engine, h2, decided);
-        }
+        engine.accept(socket);
       });
     }
   }

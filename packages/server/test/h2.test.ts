@@ -84,6 +84,35 @@ describe("protocol selection", () => {
     expect(statuses(reply.text)).toEqual([408]);
     expect(reply.closed).toBe(true);
   });
+
+  it("readHeaderTimeout answers 408 to a preface that stops halfway", async () => {
+    const server = servers.add(await serve(echoVersion, { port: 0, readHeaderTimeout: 100 }));
+    const reply = await raw(server.port, "PRI * HTTP/2.0\r\n");
+    expect(statuses(reply.text)).toEqual([408]);
+    expect(reply.closed).toBe(true);
+    expect(reply.elapsed).toBeLessThan(1_500);
+  });
+
+  it("the preface counts only as a connection's first bytes: after a request it gets 400", async () => {
+    const server = servers.add(await serve(echoVersion, { port: 0 }));
+    const reply = await raw(
+      server.port,
+      "GET /a HTTP/1.1\r\nHost: a\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    );
+    expect(statuses(reply.text)).toEqual([200, 400]);
+    expect(reply.text).toContain("1.1 /a");
+  });
+
+  it("an h2c session outlives readHeaderTimeout: HTTP/1.1's header timer lets go of it", async () => {
+    const server = servers.add(await serve(echoVersion, { port: 0, readHeaderTimeout: 100 }));
+    const s = sessions.connect(server.url);
+    expect((await h2get(s, { ":path": "/first" })).body.toString()).toBe("2 /first");
+    // node:http checks its header timers every 25 ms here: 400 ms is well past the 100 ms timeout
+    await new Promise((r) => setTimeout(r, 400));
+    expect(s.closed || s.destroyed).toBe(false);
+    expect((await h2get(s, { ":path": "/later" })).body.toString()).toBe("2 /later");
+    expect(server.connections).toBe(1);
+  });
 });
 
 /**
