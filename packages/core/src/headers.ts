@@ -63,6 +63,34 @@ export function validateHeader(name: string, value: string): string {
   return trimmed;
 }
 
+/** Lower-case forms of names seen with upper-case letters, so that each is made once, not per use. */
+const lowerNames = new Map<string, string>();
+/** Bounds on {@link lowerNames}: a peer sending made-up names fills it once and no further. */
+const LOWER_NAMES_MAX = 512;
+const LOWER_NAME_MAX_LENGTH = 64;
+
+/**
+ * `name` in lower case. A name that is lower case already (as HTTP/2 requires, and as many are
+ * written) is returned as it is, and a name like `Content-Type` comes from a small cache:
+ * `toLowerCase` would make a new string for either on every call.
+ */
+function lowerName(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || c > 0x7f) {
+      let lower = lowerNames.get(name);
+      if (lower === undefined) {
+        lower = name.toLowerCase();
+        if (lowerNames.size < LOWER_NAMES_MAX && name.length <= LOWER_NAME_MAX_LENGTH) {
+          lowerNames.set(name, lower);
+        }
+      }
+      return lower;
+    }
+  }
+  return name;
+}
+
 function trimOws(value: string): string {
   let start = 0;
   let end = value.length;
@@ -123,7 +151,7 @@ export class Headers implements Iterable<[string, string]> {
       const name = flat[i]!;
       if (skipPseudo && name.charCodeAt(0) === 58 /* ":" */) continue;
       list[w++] = name;
-      list[w++] = name.toLowerCase();
+      list[w++] = lowerName(name);
       list[w++] = flat[i + 1]!;
     }
     if (w !== list.length) list.length = w;
@@ -160,12 +188,12 @@ export class Headers implements Iterable<[string, string]> {
       if (Array.isArray(value)) {
         for (const v of value as readonly string[]) {
           list[w++] = name;
-          list[w++] = name.toLowerCase();
+          list[w++] = lowerName(name);
           list[w++] = validateHeader(name, String(v));
         }
       } else {
         list[w++] = name;
-        list[w++] = name.toLowerCase();
+        list[w++] = lowerName(name);
         list[w++] = validateHeader(name, String(value));
       }
     }
@@ -181,7 +209,7 @@ export class Headers implements Iterable<[string, string]> {
 
   /** The slot of the first entry named `name` (any case) at or after slot `from`, or -1. */
   #index(name: string, from = 0): number {
-    const key = name.toLowerCase();
+    const key = lowerName(name);
     const list = this.#list;
     for (let i = from; i < list.length; i += 3) if (list[i + 1] === key) return i;
     return -1;
@@ -195,7 +223,7 @@ export class Headers implements Iterable<[string, string]> {
 
   /** Every value of `name`, in the order they were added. */
   getAll(name: string): string[] {
-    const key = name.toLowerCase();
+    const key = lowerName(name);
     const list = this.#list;
     const out: string[] = [];
     for (let i = 0; i < list.length; i += 3) if (list[i + 1] === key) out.push(list[i + 2]!);
@@ -212,7 +240,7 @@ export class Headers implements Iterable<[string, string]> {
     const v = validateHeader(name, value);
     const i = this.#index(name);
     if (i < 0) {
-      this.#list.push(name, name.toLowerCase(), v);
+      this.#list.push(name, lowerName(name), v);
       return this;
     }
     const list = this.#list;
@@ -225,14 +253,14 @@ export class Headers implements Iterable<[string, string]> {
   /** Adds one more entry for `name` (a new line on the wire, never joined). */
   append(name: string, value: string): this {
     const v = validateHeader(name, value);
-    this.#list.push(name, name.toLowerCase(), v);
+    this.#list.push(name, lowerName(name), v);
     return this;
   }
 
   /** Removes every value of `name`. Returns true when something was removed. */
   delete(name: string): boolean {
     const before = this.#list.length;
-    this.#deleteFrom(name.toLowerCase(), 0);
+    this.#deleteFrom(lowerName(name), 0);
     return this.#list.length !== before;
   }
 
@@ -257,7 +285,7 @@ export class Headers implements Iterable<[string, string]> {
     const v = validateHeader(name, value);
     const list = this.#list;
     const last = list.length - 3;
-    const key = name.toLowerCase();
+    const key = lowerName(name);
     if (last >= 0 && list[last + 1] === key && key !== "set-cookie") {
       list[last + 2] = `${list[last + 2]},${v}`;
     } else {
@@ -298,14 +326,25 @@ export class Headers implements Iterable<[string, string]> {
     for (let i = 0; i < list.length; i += 3) fn(list[i + 2]!, list[i]!, this);
   }
 
-  /** The flat `[name, value, ...]` list Node's `writeHead` and `http2` accept (names as given). */
-  toFlat(): string[] {
+  /**
+   * The flat `[name, value, ...]` list Node's `writeHead` and `http2` accept (names as given),
+   * followed by `more` (flat pairs as well, not validated: headers the caller adds on the way out).
+   * The list is made at its final size, where pushing onto it would grow it.
+   *
+   * ```ts
+   * new Headers({ "Content-Type": "text/plain" }).toFlat(["Content-Length", "5"]);
+   * // ["Content-Type", "text/plain", "Content-Length", "5"]
+   * ```
+   */
+  toFlat(more?: readonly string[]): string[] {
     const list = this.#list;
-    const out = new Array<string>((list.length / 3) * 2);
+    const n = (list.length / 3) * 2;
+    const out = new Array<string>(more === undefined ? n : n + more.length);
     for (let i = 0, o = 0; i < list.length; i += 3, o += 2) {
       out[o] = list[i]!;
       out[o + 1] = list[i + 2]!;
     }
+    if (more !== undefined) for (let i = 0; i < more.length; i++) out[n + i] = more[i]!;
     return out;
   }
 

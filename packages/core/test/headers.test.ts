@@ -73,6 +73,26 @@ describe("Headers basics", () => {
       ["b", "3"],
     ]);
     expect(h.toFlat()).toEqual(["B", "1", "a", "2", "b", "3"]);
+    expect(h.toFlat(["Content-Length", "0"])).toEqual(["B", "1", "a", "2", "b", "3", "Content-Length", "0"]);
+    expect(new Headers().toFlat(["X", "y"])).toEqual(["X", "y"]);
+    // the headers themselves are not changed by what was added on the way out
+    expect(h.size).toBe(3);
+  });
+
+  test("names match in any case, for more distinct names than the lower-case cache keeps", () => {
+    const h = new Headers();
+    for (let i = 0; i < 700; i++) h.append(`X-Name-${i}`, String(i));
+    h.append(`X-${"Long".repeat(30)}`, "long");
+    for (let i = 0; i < 700; i += 7) {
+      expect(h.get(`x-name-${i}`)).toBe(String(i));
+      expect(h.get(`X-NAME-${i}`)).toBe(String(i));
+    }
+    expect(h.get(`x-${"long".repeat(30)}`)).toBe("long");
+    expect(h.has("x-name-699")).toBe(true);
+    h.delete("X-NAME-699");
+    expect(h.has("x-name-699")).toBe(false);
+    // one already in lower case is matched as it is
+    expect(new Headers({ "content-type": "a" }).get("Content-Type")).toBe("a");
   });
 
   test("set replaces every value at the position of the first, with the new case", () => {

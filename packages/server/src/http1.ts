@@ -43,9 +43,20 @@ export const HAS_BODY = 1;
 /** {@link scanHead} flag: more than one `Host` header (RFC 9112 §3.2 says 400). */
 export const DUPLICATE_HOST = 2;
 
+/** Whether `name` is `lower` in any case (`lower` being a lower-case name of letters and `-`). */
+function isName(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = name.charCodeAt(i);
+    const l = lower.charCodeAt(i);
+    if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false;
+  }
+  return true;
+}
+
 /**
  * One pass over node's raw header list for what the server itself needs. Only names of the right
- * length are lower-cased, so the common head costs a few integer compares.
+ * length are compared, character by character in place (lower-casing would make a string for each),
+ * so the common head costs a few integer compares.
  */
 export function scanHead(raw: string[]): number {
   let flags = 0;
@@ -54,10 +65,12 @@ export function scanHead(raw: string[]): number {
     const name = raw[i]!;
     const n = name.length;
     if (n === 4) {
-      if (name.toLowerCase() === "host" && ++hosts > 1) flags |= DUPLICATE_HOST;
-    } else if (n === 14 || n === 17) {
-      const lower = name.toLowerCase();
-      if (lower === "content-length" || lower === "transfer-encoding") flags |= HAS_BODY;
+      if (isName(name, "host") && ++hosts > 1) flags |= DUPLICATE_HOST;
+    } else if (
+      (n === 14 && isName(name, "content-length")) ||
+      (n === 17 && isName(name, "transfer-encoding"))
+    ) {
+      flags |= HAS_BODY;
     }
   }
   return flags;

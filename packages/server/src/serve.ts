@@ -101,6 +101,15 @@ export function isExpected(err: unknown): boolean {
   return err instanceof ClosedError || err instanceof TimeoutError;
 }
 
+/** The header a response adds when the server is shutting down. */
+const CLOSE: readonly string[] = ["Connection", "close"];
+/**
+ * What `#send` adds to a response's headers, its length filled in just before `toFlat` copies it
+ * (so that no list is made for it per response).
+ */
+const LENGTH = ["Content-Length", ""];
+const LENGTH_CLOSE = ["Content-Length", "", "Connection", "close"];
+
 /** Runs a request handler for each request the engine parses. */
 export class ServeRunner {
   readonly #handler: RequestHandler;
@@ -253,26 +262,32 @@ export class ServeRunner {
     }
     const text = resp.bodyText;
     const body = text === undefined ? resp.body : undefined;
-    const flat = resp.headers.toFlat();
-    if (conn.engine.closing) flat.push("Connection", "close");
+    const closing = conn.engine.closing;
     const reason = resp.reason === "" ? undefined : resp.reason;
     const head = request.method === "HEAD";
     const noBody = head || status === 204 || status === 304;
     if (text === undefined && !(body instanceof Uint8Array)) {
+      const flat = resp.headers.toFlat(closing ? CLOSE : undefined);
       void this.#stream(request, req, res, conn, resp, flat, reason, noBody, t0);
       return;
     }
     // A string body goes to node:http as it is (one UTF-8 encoding, joined with the head).
     const len = text === undefined ? (body as Uint8Array).byteLength : Buffer.byteLength(text, "utf8");
+    let more: readonly string[] | undefined = closing ? CLOSE : undefined;
     if (!noBody || (head && len > 0)) {
       const declared = resp.headers.get("content-length");
-      if (declared === null) flat.push("Content-Length", String(len));
-      else if (!noBody && declared !== String(len)) {
+      if (declared === null) {
+        const added = closing ? LENGTH_CLOSE : LENGTH;
+        added[1] = String(len);
+        more = added;
+      } else if (!noBody && declared !== String(len)) {
         const err = new ProtocolError(`Content-Length says ${declared} but the body has ${len} bytes`);
         this.#fail(request, req, res, conn, err, t0);
         return;
       }
     }
+    // Made at its final size: pushing the added headers onto it would regrow it.
+    const flat = resp.headers.toFlat(more);
     try {
       res.writeHead(status, reason, flat);
     } catch (err) {

@@ -59,6 +59,7 @@ describe("hostile input", () => {
     ["a control character in the target", "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"],
     ["a missing Host on HTTP/1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"],
     ["two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"],
+    ["two Host headers in other cases", "GET / HTTP/1.1\r\nHOST: a\r\nhOsT: b\r\n\r\n"],
     [
       "a bad chunk size",
       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
