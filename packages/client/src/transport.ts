@@ -26,22 +26,29 @@ import { canceled, type Dialed, dial } from "./dial.js";
 import { RetryBucket } from "./retry.js";
 
 /**
- * undici's HTTP/1.1 `Client`, the only part of undici we use. Loaded from its own module: undici's
- * index loads every dispatcher, fetch, the cache and mocks besides (about 4 MB more heap and 40 ms
- * more start-up). A heap that big from the start also changes V8's garbage collection of large
- * buffers (incremental marking starts sooner), which showed as a 2× slower 1 MiB WebSocket
- * receive. If a future undici moves the file, the index is used instead.
+ * undici's HTTP/1.1 `Client`, the only part of undici we use, loaded when the first HTTP/1.1
+ * connection is made. Loaded from its own module: undici's index loads every dispatcher, fetch, the
+ * cache and mocks besides (about 4 MB more heap and 40 ms more start-up). Even that module is 2.8 MB
+ * of heap, which a program that only serves (through the `@hyperwire/http` umbrella, say) would
+ * carry from its start: a heap that big that early makes V8 double its young generation, and
+ * requests then run slower (about 8 % on `/json` in bench/server-h1). It also changes V8's garbage
+ * collection of large buffers (incremental marking starts sooner), which showed as a 2× slower
+ * 1 MiB WebSocket receive. If a future undici moves the file, the index is used instead.
  */
-const EngineClient: typeof UndiciClient = (() => {
+let engineClientClass: typeof UndiciClient | undefined;
+
+function engineClient(): typeof UndiciClient {
+  if (engineClientClass !== undefined) return engineClientClass;
   const require = createRequire(import.meta.url);
   try {
     const direct = require("undici/lib/dispatcher/client.js") as typeof UndiciClient;
-    if (typeof direct === "function") return direct;
+    if (typeof direct === "function") engineClientClass = direct;
   } catch {
     // Not there in this undici version: the index has it.
   }
-  return (require("undici") as typeof import("undici")).Client;
-})();
+  engineClientClass ??= (require("undici") as typeof import("undici")).Client;
+  return engineClientClass;
+}
 type EngineClient = UndiciClient;
 
 /** Options of {@link Transport}. */
@@ -148,7 +155,7 @@ export class Connection {
     this.protocol = dialed.protocol;
     let handed: net.Socket | undefined = dialed.socket;
     const keepAlive = idleTimeout > 0 ? idleTimeout : NO_IDLE_LIMIT_MS;
-    this.engine = new EngineClient(
+    this.engine = new (engineClient())(
       `${origin.secure ? "https" : "http"}://${hostForUrl(origin.host)}:${origin.port}`,
       {
         // undici needs the callback called asynchronously (see FACTS.md). The socket is handed once:
