@@ -36,7 +36,7 @@ async function startServer(kind, mode) {
     : undefined;
   if (kind === "hyperwire") {
     const { serve } = await import("@hyperwire/server");
-    const { Response } = await import("@hyperwire/http");
+    const { Response } = await import("@hyperwire/core");
     const server = await serve(
       (req) => {
         switch (req.target) {

@@ -26,7 +26,9 @@ const doc = () => ({ now: 1764050700000, items: ITEMS, note: "hyperwire benchmar
 
 async function startHyperwire() {
   const { serve } = await import("@hyperwire/server");
-  const { Response } = await import("@hyperwire/http");
+  // As the README's server example has it. From the umbrella (@hyperwire/http) it is the same class,
+  // but the umbrella loads the client as well; see bench/README.md (server-h1, session 9).
+  const { Response } = await import("@hyperwire/core");
   const server = await serve(
     (req) => {
       switch (req.target) {
