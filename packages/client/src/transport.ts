@@ -30,10 +30,10 @@ import { RetryBucket } from "./retry.js";
  * connection is made. Loaded from its own module: undici's index loads every dispatcher, fetch, the
  * cache and mocks besides (about 4 MB more heap and 40 ms more start-up). Even that module is 2.8 MB
  * of heap, which a program that only serves (through the `@hyperwire/http` umbrella, say) would
- * carry from its start: a heap that big that early makes V8 double its young generation, and
- * requests then run slower (about 8 % on `/json` in bench/server-h1). It also changes V8's garbage
- * collection of large buffers (incremental marking starts sooner), which showed as a 2× slower
- * 1 MiB WebSocket receive. If a future undici moves the file, the index is used instead.
+ * carry from its start; bench/README.md (server-h1, session 9) shows what an early heap can do to
+ * V8's young generation and so to a server's speed. A heap that big from the start also changes
+ * V8's garbage collection of large buffers (incremental marking starts sooner), which showed as a
+ * 2× slower 1 MiB WebSocket receive. If a future undici moves the file, the index is used instead.
  */
 let engineClientClass: typeof UndiciClient | undefined;
 

@@ -196,12 +196,14 @@ function takeBack(socket: NodeHttpSocket, err: PrefaceError): boolean {
   // The preface must be the connection's first bytes: everything read up to its end is the preface.
   const rest = raw.subarray(parsed);
   if (socket.bytesRead - rest.length !== PREFACE.length) return false;
+  // Only node:http reads the socket (its one 'data' listener), or it is left as it is.
+  const readers = socket.listeners("data");
+  if (readers.length === 0 || !readers.every((fn) => NODE_LISTENERS.has(fn.name))) return false;
   for (const event of NODE_EVENTS) {
     for (const fn of socket.listeners(event)) {
       if (NODE_LISTENERS.has(fn.name)) socket.removeListener(event, fn as (...args: unknown[]) => void);
     }
   }
-  if (socket.listenerCount("data") !== 0) return false;
   if (parser._consumed) parser.unconsume();
   parser._consumed = false;
   parser.remove();
