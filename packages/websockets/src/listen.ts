@@ -164,25 +164,48 @@ export function wsServerFor(options: AcceptOptions): WsServer {
 }
 
 /**
+ * How the sessions of one server end, after their handler returned or threw: two functions called
+ * with the session's WebSocket as `this` (see {@link runSession}).
+ */
+export type SessionEnds = readonly [
+  returned: (this: WebSocket) => Promise<void>,
+  threw: (this: WebSocket) => Promise<void>,
+];
+
+/** The {@link SessionEnds} of sessions that call `onEnd(ws)` once closed (made once per server). */
+export function sessionEnds(onEnd?: (ws: WebSocket) => void): SessionEnds {
+  return [
+    function (this: WebSocket) {
+      return endSession(this, true, onEnd);
+    },
+    function (this: WebSocket) {
+      return endSession(this, false, onEnd);
+    },
+  ];
+}
+
+/** The ends of sessions that nothing else waits for (`upgrade`'s). */
+const PLAIN_ENDS: SessionEnds = sessionEnds();
+
+/**
  * Runs one session: the handler, then the close that says how it went (1000, or 1011 when the
- * handler threw), then `onEnd(ws)`. Never rejects. (Promise callbacks rather than an async function:
- * a suspended async function holds a generator and its registers for the whole session.)
+ * handler threw), then the `onEnd` of `ends`. Never rejects. (Promise callbacks rather than an async
+ * function: a suspended async function holds a generator and its registers for the whole session.
+ * The callbacks are the server's two functions bound to the connection, 48 bytes each, rather than
+ * two closures over it and their context.)
  */
 export function runSession(
   ws: WebSocket,
   handler: SessionHandler,
-  onEnd?: (ws: WebSocket) => void,
+  ends: SessionEnds = PLAIN_ENDS,
 ): Promise<void> {
   let result: unknown;
   try {
     result = handler(ws);
   } catch {
-    return endSession(ws, false, onEnd);
+    return ends[1].call(ws);
   }
-  return Promise.resolve(result).then(
-    () => endSession(ws, true, onEnd),
-    () => endSession(ws, false, onEnd),
-  );
+  return Promise.resolve(result).then(ends[0].bind(ws), ends[1].bind(ws));
 }
 
 async function endSession(ws: WebSocket, ok: boolean, onEnd: ((ws: WebSocket) => void) | undefined) {
@@ -217,11 +240,11 @@ export class WebSocketServer {
   #shutDownDone = false;
   readonly #done: Promise<void>;
   #resolveDone!: () => void;
-  /** Called when a session's handler has ended (one function for every session). */
-  readonly #sessionEnded = (ws: WebSocket): void => {
+  /** How a session ends (one pair of functions for every session): it leaves #sessions. */
+  readonly #sessionEnds = sessionEnds((ws) => {
     this.#sessions.delete(ws);
     if (this.#shutDownDone && this.#sessions.size === 0) this.#resolveDone();
-  };
+  });
 
   /** @internal Made by {@link listen}. */
   constructor(httpServer: http.Server, secure: boolean) {
@@ -282,7 +305,7 @@ export class WebSocketServer {
       return;
     }
     this.#sessions.add(ws);
-    void runSession(ws, handler, this.#sessionEnded);
+    void runSession(ws, handler, this.#sessionEnds);
   }
 
   /**

@@ -1,7 +1,10 @@
 // The WebSocket a user holds: ws's framing underneath, with messages as an async iterable, sends
 // that resolve once the connection has taken them (back-pressure past SEND_HIGH_WATER), a bounded
-// close handshake, read-idle and ping/pong liveness. Per connection it adds one object, two arrays
-// and module-level listeners to ws's socket: 10,000 idle connections should cost little more than ws's.
+// close handshake, read-idle and ping/pong liveness. An idle connection adds to ws's socket one
+// 96-byte object (a waiting reader's functions in its fields) and listeners shared by every
+// connection; what few connections need before they close (more readers, the close, a fragmented
+// send, liveness timers) is in one more object, made when first needed. 10,000 idle connections
+// should cost little more than ws's.
 
 import type { Duplex } from "node:stream";
 import { ArgumentError, IdleTimer, WebSocketError } from "@hyperwire/core";
@@ -128,25 +131,69 @@ function flush(socket: WsTransport | null): void {
   while (socket != null && socket.writableCorked > 0) socket.uncork();
 }
 
-/** How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`). */
+// The bits of WebSocket's #flags.
+/** Closed, by ws's 'close' or by a local #abort (the close code is in the Rare state). */
+const CLOSED = 1;
+/** We stopped reading: too many messages wait unread. */
+const PAUSED = 2;
+/** The first waiting reader came from `receive` (see {@link Mode}). */
+const RECEIVING = 4;
+/** A fragmented message is being sent (whole messages wait for it). */
+const FRAGMENTING = 8;
+
+/**
+ * How a waiting reader wants its message: as an iterator result (`for await`) or bare (`receive`).
+ * The values are the RECEIVING bit, so that the first reader's mode is kept in #flags.
+ */
 const ITERATE = 0;
-const RECEIVE = 1;
-type Waiter = {
-  resolve: (value: IteratorResult<Message> | Message) => void;
-  reject: (e: unknown) => void;
-  mode: typeof ITERATE | typeof RECEIVE;
-};
+const RECEIVE = RECEIVING;
+type Mode = typeof ITERATE | typeof RECEIVE;
+type Resolve = (value: IteratorResult<Message> | Message) => void;
+type Reject = (e: unknown) => void;
+/** A reader waiting behind the first one (the first one is in fields of its WebSocket). */
+type Waiter = { resolve: Resolve; reject: Reject; mode: Mode };
 
 const DONE: IteratorResult<Message> = Object.freeze({ done: true, value: undefined });
 
-/** The timers and limits of a connection with liveness options (see {@link SessionOptions}). */
-type Liveness = {
-  readIdle: IdleTimer | undefined;
-  pinger: NodeJS.Timeout | undefined;
-  pongTimer: NodeJS.Timeout | undefined;
-  pongTimeout: number;
-  writeIdle: number;
-};
+// A waiting read's resolving functions, taken by one function for every read instead of a closure
+// (and its context) made per read. Read and cleared at once by #take.
+let takenResolve: Resolve | undefined;
+let takenReject: Reject | undefined;
+function takeResolvers(resolve: Resolve, reject: Reject): void {
+  takenResolve = resolve;
+  takenReject = reject;
+}
+
+/**
+ * What a connection needs only once something uncommon happens: a second waiting reader, a
+ * fragmented send, ws's report of a protocol violation, the close, someone waiting for it; and the
+ * timers and limits of the liveness options (made with the connection when one is set, see
+ * {@link SessionOptions}). Idle connections without liveness options have none.
+ */
+class Rare {
+  /** Readers waiting after the first one, first come first served. */
+  waiters: Waiter[] | undefined = undefined;
+  /** Settles when the fragmented message being sent is done; whole messages wait for it. */
+  fragmenting: Promise<void> | undefined = undefined;
+  closeCode = 1005;
+  closeReason = "";
+  closing: Promise<void> | undefined = undefined;
+  /** Made when someone waits for the close. */
+  whenClosed: Promise<void> | undefined = undefined;
+  resolveClosed: (() => void) | undefined = undefined;
+  violation: [number | undefined, string] | undefined = undefined;
+  readIdle: IdleTimer | undefined = undefined;
+  pinger: NodeJS.Timeout | undefined = undefined;
+  pongTimer: NodeJS.Timeout | undefined = undefined;
+  pongTimeout = 0;
+  writeIdle = 0;
+}
+
+/**
+ * The previous connection's target. Clients of a server mostly ask for the same path: a connection
+ * keeps that string instead of its own copy of it (24 bytes or more each).
+ */
+let lastTarget = "/";
 
 /** ws's socket with its owner, so that one set of listener functions serves every connection. */
 const kOwner = Symbol("hyperwire.websocket");
@@ -196,32 +243,23 @@ export class WebSocket implements AsyncIterable<Message> {
   /** The request path and query of the handshake (server side: what the client asked for). */
   readonly target: string;
   readonly #ws: WsSocket;
+  /** CLOSED, PAUSED, RECEIVING, FRAGMENTING. */
+  #flags = 0;
   /** Messages received and not yet read (made with the first one that waits). */
-  #queue: Message[] | undefined;
-  /** The first receiver waiting for a message (most connections have one at most)... */
-  #waiter: Waiter | undefined;
-  /** ...and any more after it, first come first served. */
-  #waiters: Waiter[] | undefined;
-  /** Settles when the fragmented message being sent is done; whole messages wait for it. */
-  #fragmenting: Promise<void> | undefined;
-  #paused = false;
-  #closed = false;
-  #closeCode = 1005;
-  #closeReason = "";
-  #closing: Promise<void> | undefined;
-  /** Made when someone waits for the close (most connections never do until they close). */
-  #whenClosed: Promise<void> | undefined;
-  #resolveClosed: (() => void) | undefined;
-  /** Timers and limits of the liveness options; `undefined` when none is set (the common case). */
-  readonly #live: Liveness | undefined;
-  #violation: [number | undefined, string] | undefined;
+  #queue: Message[] | undefined = undefined;
+  // The first reader waiting for a message (most connections have one at most), in fields rather
+  // than a Waiter object: its mode is the RECEIVING bit of #flags; the others are in Rare.
+  #resolve: Resolve | undefined = undefined;
+  #reject: Reject | undefined = undefined;
+  /** `undefined` until needed (see {@link Rare}). */
+  #rare: Rare | undefined = undefined;
 
   static {
     // ws throws oversize compressed messages as an 'error' event: without a listener the process
     // dies. Its errors are protocol violations by the peer; ws sends the close frame and drops the
     // connection, so the code it sent is kept here (ws itself would report 1006).
     onWsError = function (this: WsSocket, err: Error): void {
-      (this as OwnedWs)[kOwner].#violation ??= [violationCloseCode(err), err.message];
+      (this as OwnedWs)[kOwner].#state().violation ??= [violationCloseCode(err), err.message];
     };
     onWsMessage = function (this: WsSocket, data: Buffer, isBinary: boolean): void {
       (this as OwnedWs)[kOwner].#onMessage(data, isBinary);
@@ -233,11 +271,10 @@ export class WebSocket implements AsyncIterable<Message> {
       (this as OwnedWs)[kOwner].#heard();
     };
     onWsPong = function (this: WsSocket): void {
-      const owner = (this as OwnedWs)[kOwner];
-      const live = owner.#live;
-      if (live?.pongTimer !== undefined) {
-        clearTimeout(live.pongTimer);
-        live.pongTimer = undefined;
+      const rare = (this as OwnedWs)[kOwner].#rare;
+      if (rare?.pongTimer !== undefined) {
+        clearTimeout(rare.pongTimer);
+        rare.pongTimer = undefined;
       }
     };
     take = (ws, mode) => ws.#take(mode) as Promise<IteratorResult<Message>>;
@@ -246,6 +283,8 @@ export class WebSocket implements AsyncIterable<Message> {
   /** @internal Made by `open`, `listen` and `upgrade`. */
   constructor(ws: WsSocket, target: string, options: SessionOptions = {}, subprotocol?: string | null) {
     this.#ws = ws;
+    if (target === lastTarget) target = lastTarget;
+    else lastTarget = target;
     this.target = target;
     this.subprotocol = subprotocol !== undefined ? subprotocol : ws.protocol === "" ? null : ws.protocol;
     ws.binaryType = "nodebuffer";
@@ -258,14 +297,9 @@ export class WebSocket implements AsyncIterable<Message> {
     const pongTimeout = options.pongTimeout ?? 0;
     const writeIdle = options.writeIdleTimeout ?? 0;
     if (idle > 0 || interval > 0 || writeIdle > 0) {
-      const live: Liveness = {
-        readIdle: undefined,
-        pinger: undefined,
-        pongTimer: undefined,
-        pongTimeout,
-        writeIdle,
-      };
-      this.#live = live;
+      const live = this.#state();
+      live.pongTimeout = pongTimeout;
+      live.writeIdle = writeIdle;
       if (idle > 0) {
         live.readIdle = new IdleTimer(idle, "readIdle", () =>
           this.#abort(1006, "websocket read idle timeout"),
@@ -283,22 +317,22 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** True once the connection is closed (or closing). */
   get isClosed(): boolean {
-    return this.#closed || this.#ws.readyState >= 2;
+    return (this.#flags & CLOSED) !== 0 || this.#ws.readyState >= 2;
   }
 
   /** The close code, once closed (1005 when the peer gave none, 1006 when the connection just dropped). */
   get closeCode(): number | undefined {
-    return this.#closed ? this.#closeCode : undefined;
+    return (this.#flags & CLOSED) !== 0 ? this.#rare!.closeCode : undefined;
   }
 
   /** The close reason, once closed. */
   get closeReason(): string | undefined {
-    return this.#closed ? this.#closeReason : undefined;
+    return (this.#flags & CLOSED) !== 0 ? this.#rare!.closeReason : undefined;
   }
 
   /** True when {@link receive} would not wait. */
   get isReady(): boolean {
-    return (this.#queue !== undefined && this.#queue.length > 0) || this.#closed;
+    return (this.#queue !== undefined && this.#queue.length > 0) || (this.#flags & CLOSED) !== 0;
   }
 
   /** Messages received but not yet read. */
@@ -315,7 +349,7 @@ export class WebSocket implements AsyncIterable<Message> {
    * `WebSocketError(1006)`.
    */
   send(data: SendData): Promise<number> {
-    if (this.#fragmenting === undefined) {
+    if ((this.#flags & FRAGMENTING) === 0) {
       if (typeof data === "string") return this.#sendFrame(data, 0, 1);
       if (data instanceof Uint8Array) return this.#sendFrame(data, 1, 1);
     }
@@ -324,7 +358,7 @@ export class WebSocket implements AsyncIterable<Message> {
 
   async #sendOther(data: SendData): Promise<number> {
     // A frame sent while a fragmented message is in flight would become one of its fragments.
-    while (this.#fragmenting !== undefined) await this.#fragmenting;
+    while ((this.#flags & FRAGMENTING) !== 0) await this.#rare!.fragmenting;
     if (typeof data === "string") return this.#sendFrame(data, 0, 1);
     if (data instanceof Uint8Array) return this.#sendFrame(data, 1, 1);
     if (data instanceof ArrayBuffer) return this.#sendFrame(new Uint8Array(data), 1, 1);
@@ -332,13 +366,16 @@ export class WebSocket implements AsyncIterable<Message> {
       throw new ArgumentError("send() takes a string, bytes, or an (async) iterable of chunks");
     }
     let done!: () => void;
-    this.#fragmenting = new Promise<void>((resolve) => {
+    const rare = this.#state();
+    rare.fragmenting = new Promise<void>((resolve) => {
       done = resolve;
     });
+    this.#flags |= FRAGMENTING;
     try {
       return await this.#sendFragments(data);
     } finally {
-      this.#fragmenting = undefined;
+      this.#flags &= ~FRAGMENTING;
+      rare.fragmenting = undefined;
       done();
     }
   }
@@ -388,7 +425,7 @@ export class WebSocket implements AsyncIterable<Message> {
     }
     return new Promise<number>((resolve, reject) => {
       // A write the socket does not take within writeIdleTimeout means a peer that stopped reading.
-      const writeIdle = this.#live?.writeIdle ?? 0;
+      const writeIdle = this.#rare?.writeIdle ?? 0;
       const stall =
         writeIdle > 0
           ? setTimeout(() => this.#abort(1006, "websocket write idle timeout"), writeIdle)
@@ -440,10 +477,11 @@ export class WebSocket implements AsyncIterable<Message> {
     if (Buffer.byteLength(reason) > 123) {
       return Promise.reject(new ArgumentError("a close reason is at most 123 bytes of UTF-8"));
     }
-    if (this.#closing === undefined) {
-      this.#closing = this.#closeNow(code, reason);
+    const rare = this.#state();
+    if (rare.closing === undefined) {
+      rare.closing = this.#closeNow(code, reason);
     }
-    return this.#closing;
+    return rare.closing;
   }
 
   async #closeNow(code: number, reason: string): Promise<void> {
@@ -461,16 +499,17 @@ export class WebSocket implements AsyncIterable<Message> {
 
   /** Resolves once the connection is closed. */
   closed(): Promise<void> {
-    if (this.#whenClosed === undefined) {
+    const rare = this.#state();
+    if (rare.whenClosed === undefined) {
       // ws's 'close' has come when the code is set (not by a local #abort, which only asks ws).
-      this.#whenClosed =
+      rare.whenClosed =
         this.#ws.readyState === 3
           ? Promise.resolve()
           : new Promise<void>((resolve) => {
-              this.#resolveClosed = resolve;
+              rare.resolveClosed = resolve;
             });
     }
-    return this.#whenClosed;
+    return rare.whenClosed;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
@@ -478,48 +517,77 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#closed) await this.close();
+    if ((this.#flags & CLOSED) === 0) await this.close();
   }
 
-  /** The next message for a reader: as an iterator result or bare (see {@link Waiter}). */
-  #take(mode: typeof ITERATE | typeof RECEIVE): Promise<IteratorResult<Message> | Message> {
+  /** The state of {@link Rare}, made on first use. */
+  #state(): Rare {
+    let rare = this.#rare;
+    if (rare === undefined) {
+      rare = new Rare();
+      this.#rare = rare;
+    }
+    return rare;
+  }
+
+  /** The next message for a reader: as an iterator result or bare (see {@link Mode}). */
+  #take(mode: Mode): Promise<IteratorResult<Message> | Message> {
     const queue = this.#queue;
     const message = queue?.shift();
     if (message !== undefined) {
-      if (this.#paused && queue!.length < QUEUE_HIGH_WATER / 2) {
-        this.#paused = false;
+      if ((this.#flags & PAUSED) !== 0 && queue!.length < QUEUE_HIGH_WATER / 2) {
+        this.#flags &= ~PAUSED;
         this.#ws.resume();
-        this.#live?.readIdle?.touch();
+        this.#rare?.readIdle?.touch();
       }
       return Promise.resolve(mode === ITERATE ? { done: false, value: message } : message);
     }
-    if (this.#closed) return this.#ended(mode);
-    return new Promise((resolve, reject) => {
-      const w: Waiter = { resolve, reject, mode };
-      if (this.#waiter === undefined) this.#waiter = w;
-      else if (this.#waiters === undefined) this.#waiters = [w];
-      else this.#waiters.push(w);
-    });
+    if ((this.#flags & CLOSED) !== 0) return this.#ended(mode);
+    const promise = new Promise<IteratorResult<Message> | Message>(takeResolvers);
+    const resolve = takenResolve!;
+    const reject = takenReject!;
+    takenResolve = undefined;
+    takenReject = undefined;
+    if (this.#resolve === undefined) {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#flags = (this.#flags & ~RECEIVING) | mode;
+    } else {
+      const rare = this.#state();
+      if (rare.waiters === undefined) rare.waiters = [{ resolve, reject, mode }];
+      else rare.waiters.push({ resolve, reject, mode });
+    }
+    return promise;
   }
 
   /** What a read gets after the close: the end of iteration (after a normal close) or the close error. */
-  #ended(mode: typeof ITERATE | typeof RECEIVE): Promise<IteratorResult<Message>> {
-    if (mode === ITERATE && OK_CLOSE_CODES.has(this.#closeCode)) return Promise.resolve(DONE);
-    return Promise.reject(new WebSocketError(this.#closeCode, this.#closeReason));
+  #ended(mode: Mode): Promise<IteratorResult<Message>> {
+    const rare = this.#rare!;
+    if (mode === ITERATE && OK_CLOSE_CODES.has(rare.closeCode)) return Promise.resolve(DONE);
+    return Promise.reject(new WebSocketError(rare.closeCode, rare.closeReason));
   }
 
   /** The peer said something: restart the read-idle wait (unless we stopped reading). */
   #heard(): void {
-    if (!this.#paused) this.#live?.readIdle?.touch();
+    if ((this.#flags & PAUSED) === 0) this.#rare?.readIdle?.touch();
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.#live !== undefined) this.#heard();
+    if (this.#rare !== undefined) this.#heard();
     const message: Message = isBinary ? data : data.toString("utf8");
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = this.#waiters?.shift();
-      w.resolve(w.mode === ITERATE ? { done: false, value: message } : message);
+    const resolve = this.#resolve;
+    if (resolve !== undefined) {
+      const mode = this.#flags & RECEIVING;
+      const next = this.#rare?.waiters?.shift();
+      if (next === undefined) {
+        this.#resolve = undefined;
+        this.#reject = undefined;
+      } else {
+        this.#resolve = next.resolve;
+        this.#reject = next.reject;
+        this.#flags = (this.#flags & ~RECEIVING) | next.mode;
+      }
+      resolve(mode === ITERATE ? { done: false, value: message } : message);
       return;
     }
     let queue = this.#queue;
@@ -528,46 +596,48 @@ export class WebSocket implements AsyncIterable<Message> {
       this.#queue = queue;
     }
     queue.push(message);
-    if (!this.#paused && queue.length >= QUEUE_HIGH_WATER) {
-      this.#paused = true;
+    if ((this.#flags & PAUSED) === 0 && queue.length >= QUEUE_HIGH_WATER) {
+      this.#flags |= PAUSED;
       this.#ws.pause();
       // We stopped reading: silence from here on is ours, not the peer's.
-      this.#live?.readIdle?.pause();
+      this.#rare?.readIdle?.pause();
     }
   }
 
   #onClose(code: number, reason: string): void {
-    if (code === 1006 && this.#violation?.[0] !== undefined) {
-      [code, reason] = this.#violation as [number, string];
+    const rare = this.#state();
+    if (code === 1006 && rare.violation?.[0] !== undefined) {
+      [code, reason] = rare.violation as [number, string];
     }
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#closeCode = code;
-      this.#closeReason = reason;
+    if ((this.#flags & CLOSED) === 0) {
+      this.#flags |= CLOSED;
+      rare.closeCode = code;
+      rare.closeReason = reason;
     }
-    const live = this.#live;
-    if (live !== undefined) {
-      live.readIdle?.cancel();
-      if (live.pinger !== undefined) clearInterval(live.pinger);
-      if (live.pongTimer !== undefined) clearTimeout(live.pongTimer);
+    rare.readIdle?.cancel();
+    if (rare.pinger !== undefined) clearInterval(rare.pinger);
+    if (rare.pongTimer !== undefined) clearTimeout(rare.pongTimer);
+    const resolve = this.#resolve;
+    if (resolve !== undefined) {
+      const reject = this.#reject!;
+      const waiters = rare.waiters;
+      this.#resolve = undefined;
+      this.#reject = undefined;
+      rare.waiters = undefined;
+      endRead(resolve, reject, this.#flags & RECEIVING, rare);
+      if (waiters !== undefined) for (const w of waiters) endRead(w.resolve, w.reject, w.mode, rare);
     }
-    const waiting = this.#waiter === undefined ? [] : [this.#waiter, ...(this.#waiters ?? [])];
-    this.#waiter = undefined;
-    this.#waiters = undefined;
-    for (const w of waiting) {
-      if (w.mode === ITERATE && OK_CLOSE_CODES.has(this.#closeCode)) w.resolve(DONE);
-      else w.reject(new WebSocketError(this.#closeCode, this.#closeReason));
-    }
-    if (this.#resolveClosed !== undefined) this.#resolveClosed();
-    else this.#whenClosed ??= Promise.resolve();
+    if (rare.resolveClosed !== undefined) rare.resolveClosed();
+    else rare.whenClosed ??= Promise.resolve();
   }
 
   /** Ends the connection now with a local close code (1006 for timeouts and lost peers). */
   #abort(code: number, reason: string): void {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#closeCode = code;
-      this.#closeReason = reason;
+    if ((this.#flags & CLOSED) === 0) {
+      this.#flags |= CLOSED;
+      const rare = this.#state();
+      rare.closeCode = code;
+      rare.closeReason = reason;
     }
     // Frames sent earlier in this tick still go out first, as they would without the corking.
     flush(socketOf(this.#ws));
@@ -577,7 +647,7 @@ export class WebSocket implements AsyncIterable<Message> {
   #ping(): void {
     if (this.isClosed) return;
     this.#ws.ping();
-    const live = this.#live!;
+    const live = this.#rare!;
     if (live.pongTimeout > 0 && live.pongTimer === undefined) {
       live.pongTimer = setTimeout(() => this.#abort(1006, "websocket pong timeout"), live.pongTimeout);
       live.pongTimer.unref();
@@ -585,8 +655,15 @@ export class WebSocket implements AsyncIterable<Message> {
   }
 
   #closedError(cause?: unknown): WebSocketError {
-    return new WebSocketError(this.#closed ? this.#closeCode : 1006, "websocket is closed", { cause });
+    const closed = (this.#flags & CLOSED) !== 0;
+    return new WebSocketError(closed ? this.#rare!.closeCode : 1006, "websocket is closed", { cause });
   }
+}
+
+/** Settles a read that waited when the connection closed: the end of iteration (normal close) or the error. */
+function endRead(resolve: Resolve, reject: Reject, mode: number, closed: Rare): void {
+  if (mode === ITERATE && OK_CLOSE_CODES.has(closed.closeCode)) resolve(DONE);
+  else reject(new WebSocketError(closed.closeCode, closed.closeReason));
 }
 
 /** The close code ws sends for one of its errors (RFC 6455 §7.4.1), or `undefined` for others. */

@@ -499,6 +499,23 @@ describe("concurrency and back-pressure", () => {
     ]);
   });
 
+  test("receive() and for-await readers waiting together each get their message in their own form, in order", async () => {
+    const server = await echoServer();
+    const ws = await client(urlOf(server));
+    const iterator = ws[Symbol.asyncIterator]();
+    // The first waiting reader is kept apart from those after it: both orders of the two kinds.
+    const got = [ws.receive(), iterator.next(), ws.receive(), iterator.next(), iterator.next(), ws.receive()];
+    for (const m of ["m1", "m2", "m3", "m4", "m5", "m6"]) await ws.send(m);
+    expect(await within(Promise.all(got), 3_000, "six messages")).toEqual([
+      "m1",
+      { done: false, value: "m2" },
+      "m3",
+      { done: false, value: "m4" },
+      { done: false, value: "m5" },
+      "m6",
+    ]);
+  });
+
   test("sends not awaited one by one keep their order past the 64 KiB mark, and each resolves with its size", async () => {
     const server = await echoServer();
     const ws = await client(urlOf(server));
@@ -1044,6 +1061,28 @@ describe("server sessions", () => {
     for await (const m of ws) got.push(m);
     expect(got).toEqual(["bye"]);
     expect(ws.closeCode).toBe(1000);
+  });
+
+  test("a handler that throws before it returns a promise closes the session with 1011", async () => {
+    const server = await res.listen(() => {
+      throw new Error("boom");
+    });
+    const ws = await client(urlOf(server));
+    const { error } = await settle(within(ws.receive(), 3_000, "the close"));
+    expect((error as WebSocketError).closeCode).toBe(1011);
+    await waitFor(() => server.sessionCount === 0, 3_000, "the session to end");
+  });
+
+  test("a handler that is not async closes the session with 1000 once it returns", async () => {
+    const server = await res.listen((ws) => {
+      void ws.send("bye");
+      return "not a promise";
+    });
+    const ws = await client(urlOf(server));
+    expect(await within(ws.receive(), 3_000, "the message")).toBe("bye");
+    await within(ws.closed(), 3_000, "the close");
+    expect(ws.closeCode).toBe(1000);
+    await waitFor(() => server.sessionCount === 0, 3_000, "the session to end");
   });
 
   test("forceClose does not wait for a handler that is still busy; wait() does", async () => {
