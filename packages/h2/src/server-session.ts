@@ -14,8 +14,9 @@ import { DEFAULT_WINDOW_SIZE, type HTTP2Settings } from "./settings.js";
 export const RAPID_RESET_ALLOWANCE = 100;
 
 /**
- * How long a session that has said GOAWAY and has no streams left waits for the peer to close its
- * side, in ms, before the socket is destroyed. A peer that never closes must not hold a shutdown.
+ * How long a closing session's socket waits for the peer to close its side once node has ended it
+ * (after the last stream closed), in ms, before it is destroyed. A peer that never closes must not
+ * hold a shutdown.
  */
 export const SESSION_LINGER_MS = 5_000;
 
@@ -50,6 +51,11 @@ export interface ServerSessionOptions {
   readonly livenessInterval?: number;
   /** How long the liveness PING waits for its ACK, in ms. Default {@link PING_ACK_TIMEOUT_MS}. */
   readonly pingAckTimeout?: number;
+  /**
+   * How long a closing session's socket waits for the peer to close its side after node ended it,
+   * in ms. Default {@link SESSION_LINGER_MS}.
+   */
+  readonly lingerTimeout?: number;
 }
 
 /**
@@ -96,6 +102,10 @@ function destroySocket(socket: Socket): void {
   socket.destroy();
 }
 
+function lingerThenDestroy(socket: Socket, ms: number): void {
+  setTimeout(destroySocket, ms, socket).unref();
+}
+
 function ignore(): void {}
 
 /**
@@ -114,7 +124,10 @@ export class ServerSession {
   readonly session: ServerHttp2Session;
   /** The accepted socket under the session (the TLS socket for `h2` over TLS). */
   readonly socket: Socket;
-  /** Streams open now. */
+  /**
+   * Streams open now, as the server counts them: it may count a stream off once its response has
+   * ended with little left to send, before node closes it (see {@link streamClosed}).
+   */
   active = 0;
   /** Streams the peer reset before their response ended. */
   peerResets = 0;
@@ -132,6 +145,7 @@ export class ServerSession {
   readonly #options: ServerSessionOptions;
   readonly #resetLimit: number;
   #closing = false;
+  #finished = false;
 
   constructor(socket: Socket, options: ServerSessionOptions) {
     this.socket = socket;
@@ -182,7 +196,9 @@ export class ServerSession {
   }
 
   /**
-   * A stream closed. `peerReset`: the peer reset it before its response ended; past
+   * A stream closed, or its response ended and the server counts it off already (node then closes
+   * the stream on its own once the last bytes are out; a graceful close waits for that). `peerReset`:
+   * the peer reset it before its response ended; past
    * `maxConcurrentStreams + 100` of those the session says GOAWAY(ENHANCE_YOUR_CALM), takes no new
    * streams, and closes when the open ones are done.
    */
@@ -215,8 +231,16 @@ export class ServerSession {
   }
 
   #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
     if (!this.session.destroyed) this.session.close();
-    setTimeout(destroySocket, SESSION_LINGER_MS, this.socket).unref();
+    // node ends the socket once the last open stream has closed (a response may still be draining
+    // to its reader), then waits for the peer to close its side: a peer that never does is dropped
+    // SESSION_LINGER_MS after that.
+    const socket = this.socket;
+    const linger = this.#options.lingerTimeout ?? SESSION_LINGER_MS;
+    if (socket.writableFinished || socket.destroyed) lingerThenDestroy(socket, linger);
+    else socket.once("finish", () => lingerThenDestroy(socket, linger));
   }
 
   /** Force close: the session and its socket, now. */

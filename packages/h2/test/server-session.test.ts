@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import { afterEach, describe, expect, test } from "vitest";
@@ -111,5 +112,102 @@ describe("ServerSession liveness", () => {
     );
     // nghttp2 said GOAWAY (type 7) before it stopped.
     expect(Buffer.concat(received).includes(Buffer.from([0x07]))).toBe(true);
+  });
+});
+
+describe("ServerSession graceful close", () => {
+  /**
+   * A TCP server whose sessions answer every stream with `body` and count the stream off as soon as
+   * the response is queued, as hyperwire's server does for a response that has ended (the stream
+   * itself stays open while the body drains).
+   */
+  async function answeringServer(
+    body: Buffer,
+    lingerTimeout: number,
+  ): Promise<{ port: number; sessions: ServerSession[]; sockets: net.Socket[] }> {
+    const sessions: ServerSession[] = [];
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      const s = new ServerSession(socket, {
+        settings: new HTTP2Settings(),
+        maxConcurrentStreams: 100,
+        maxHeaderListSize: 65_536,
+        firstStreamTimeout: 0,
+        idleTimeout: 0,
+        lingerTimeout,
+      });
+      s.session.on("stream", (stream) => {
+        stream.on("error", () => {});
+        s.streamOpened();
+        stream.respond({ ":status": 200, "content-length": body.length });
+        stream.end(body);
+        s.streamClosed(false);
+      });
+      sessions.push(s);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    cleanup.push(() => {
+      for (const s of sessions) s.destroy();
+      server.close();
+    });
+    return { port: (server.address() as net.AddressInfo).port, sessions, sockets };
+  }
+
+  test("a response still draining when close() is called arrives whole, even past lingerTimeout", async () => {
+    const body = Buffer.alloc(200_000, "b");
+    const { port, sessions } = await answeringServer(body, 100);
+    // A 1 KB window and a paused stream: the body waits on the reader.
+    const client = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 1024 } });
+    cleanup.push(() => client.destroy());
+    client.on("error", () => {});
+    const req = client.request({ ":path": "/" });
+    req.on("error", () => {});
+    req.pause();
+    await once(req, "response");
+    expect(sessions[0]!.active).toBe(0);
+    sessions[0]!.close();
+    // Longer than lingerTimeout: the linger starts once node has ended the socket, after the stream.
+    await new Promise((r) => setTimeout(r, 400));
+    let received = 0;
+    req.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    req.resume();
+    await within(once(req, "end"), 5_000, "the end of the body");
+    expect(received).toBe(body.length);
+  });
+
+  test("a peer that never closes its side is dropped lingerTimeout after the session ended the socket", async () => {
+    const { port, sessions, sockets } = await answeringServer(Buffer.from("x"), 100);
+    // allowHalfOpen: the peer does not end its side when the server ends its own.
+    const raw = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    cleanup.push(() => raw.destroy());
+    raw.on("error", () => {});
+    raw.resume();
+    await new Promise<void>((r) => raw.once("connect", () => r()));
+    raw.write(
+      Buffer.concat([
+        Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
+        frame(0x4, 0, 0, Buffer.alloc(0)),
+      ]),
+    );
+    await within(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (sessions.length > 0) resolve();
+          else setTimeout(check, 10);
+        };
+        check();
+      }),
+      2_000,
+      "the session",
+    );
+    const t0 = performance.now();
+    sessions[0]!.close();
+    await within(once(sockets[0]!, "close"), 3_000, "the server socket to close");
+    // The raw peer never ended its side: only the linger timer closed the socket.
+    expect(raw.readableEnded).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(90);
   });
 });
