@@ -182,7 +182,7 @@ export class Response<B extends Body = Body> {
     this.status = status;
     const reason = init.reason ?? "";
     // The reason phrase goes on the status line: HTAB, SP, VCHAR and obs-text only (RFC 9112 §4).
-    if (/[^\t\x20-\x7e\x80-\xff]/.test(reason)) {
+    if (reason !== "" && /[^\t\x20-\x7e\x80-\xff]/.test(reason)) {
       throw new ArgumentError("a reason phrase may not contain control characters (CR, LF, NUL...)");
     }
     this.reason = reason;

@@ -38,7 +38,7 @@ export function respondError(ex: H2Exchange, status: number): void {
 export function guardFlush(ex: H2Exchange, writeTimeout: number): void {
   const stream = ex.stream;
   if (writeTimeout <= 0 || stream.closed) return;
-  const timer = setTimeout(resetStalled, writeTimeout, stream).unref();
+  const timer = setTimeout(resetStalled, writeTimeout, ex).unref();
   stream.once("close", () => clearTimeout(timer));
 }
 
@@ -222,7 +222,7 @@ export class H2ServeRunner {
           }
           if (chunk.byteLength === 0) continue;
           if (stream.destroyed || stream.closed) throw new ClosedError("the peer reset the HTTP/2 stream");
-          if (!stream.write(chunk)) await waitDrain(stream, this.#writeTimeout, resetStalled);
+          if (!stream.write(chunk)) await waitDrain(stream, this.#writeTimeout, () => resetStalled(ex));
         }
         if (fixed >= 0 && sent !== fixed) {
           throw new ProtocolError(`the body ended after ${sent} of its ${fixed} Content-Length bytes`);

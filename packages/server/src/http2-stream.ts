@@ -121,7 +121,7 @@ export class Http2ServerStream extends ServerStream {
     const stream = this.#ex.stream;
     if (stream.destroyed || stream.closed) throw new ClosedError("the peer reset the HTTP/2 stream");
     this.#sent += bytes.byteLength;
-    if (!stream.write(bytes)) await waitDrain(stream, this.#setup.writeTimeout, resetStalled);
+    if (!stream.write(bytes)) await waitDrain(stream, this.#setup.writeTimeout, () => resetStalled(this.#ex));
   }
 
   async closeWrite(): Promise<void> {

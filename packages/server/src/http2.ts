@@ -12,15 +12,39 @@ import { cancelRequest, finishRequest, type ServerRequest } from "./request.js";
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_CANCEL } = http2.constants;
 
-/** Where a stream's exchange hangs off node's stream object (one property, set once per stream). */
-const kExchange = Symbol("hyperwire.h2exchange");
+/**
+ * A response that has ended with at most this many bytes still queued on its stream is counted off
+ * its session at once (see {@link H2Exchange.finish}): one default flow-control window, which the
+ * peer takes without having to send WINDOW_UPDATE first.
+ */
+const SMALL_REST = 65_535;
 
 /**
- * A stream's exchange while its response runs; once the response has ended, only the session (all
- * its close still has to do is count the stream off): the exchange, its request and the request's
- * header lists then die young instead of living as long as the stream.
+ * One session's view of its streams: a stream is counted off (for the idle timer, graceful close
+ * and `activeRequests`) when its response ends with little left to send, else when it closes.
+ * Streams that must wait for their close have it reported to one listener per session, and those
+ * whose response still runs are in `open` with their exchange: a peer reset cancels the request.
+ * Most responses (a handler that answers at once, a small body) end inside the stream's event and
+ * never need the listener. The listener and the map are there only for the others: adding a 'close'
+ * listener to a node:http2 stream costs about 3 % of a small response's instructions, and a
+ * property on node's stream object would give every stream a second hidden class halfway through
+ * its life, which node's stream code, optimised for the first, then handles polymorphically.
  */
-type ExchangeStream = ServerHttp2Stream & { [kExchange]?: H2Exchange | ServerSession };
+class H2Streams {
+  readonly session: ServerSession;
+  readonly open = new Map<ServerHttp2Stream, H2Exchange>();
+  readonly onClose: (this: ServerHttp2Stream) => void;
+
+  constructor(session: ServerSession) {
+    this.session = session;
+    const open = this.open;
+    this.onClose = function (this: ServerHttp2Stream): void {
+      const ex = open.get(this);
+      if (ex !== undefined) open.delete(this);
+      streamClosed(session, ex);
+    };
+  }
+}
 
 /** What runs a request stream once the engine accepted it. */
 export type H2Runner = (exchange: H2Exchange) => void;
@@ -31,7 +55,6 @@ export type H2Runner = (exchange: H2Exchange) => void;
  */
 export class H2Exchange {
   readonly stream: ServerHttp2Stream;
-  readonly session: ServerSession;
   /** node:http2's header object (lower-case names, pseudo-headers included). */
   readonly headers: IncomingHttpHeaders;
   readonly method: string;
@@ -39,6 +62,9 @@ export class H2Exchange {
   readonly url: string;
   readonly #raw: string[];
   #flat: string[] | undefined;
+  readonly #streams: H2Streams;
+  /** LISTENING: the session's close listener reports this stream; COUNTED: counted off already. */
+  #state = 0;
   /** The request made for this stream (set by the runner). */
   request: ServerRequest | undefined;
   /** When the stream arrived (`performance.now()`), for the access log; `0` without one. */
@@ -56,19 +82,24 @@ export class H2Exchange {
 
   constructor(
     stream: ServerHttp2Stream,
-    session: ServerSession,
+    streams: H2Streams,
     headers: IncomingHttpHeaders,
     method: string,
     url: string,
     raw: string[],
   ) {
     this.stream = stream;
-    this.session = session;
     this.headers = headers;
     this.method = method;
     this.url = url;
     this.#raw = raw;
     this.#flat = undefined;
+    this.#streams = streams;
+  }
+
+  /** The session the stream belongs to. */
+  get session(): ServerSession {
+    return this.#streams.session;
   }
 
   /** HTTP/2 as the access log writes it. */
@@ -121,7 +152,10 @@ export class H2Exchange {
 
   /**
    * The response ended (complete, or reset by us). An unread rest of the request body is refused
-   * with RST_STREAM(NO_ERROR) once the response is flushed, so the peer stops sending it.
+   * with RST_STREAM(NO_ERROR) once the response is flushed, so the peer stops sending it. The
+   * stream is counted off its session now when at most {@link SMALL_REST} bytes are left to send,
+   * else when it closes; either way the exchange, its request and the request's header lists die
+   * young instead of living as long as the stream.
    */
   finish(): void {
     this.ended = true;
@@ -132,9 +166,33 @@ export class H2Exchange {
       stream.close(NGHTTP2_NO_ERROR);
     }
     // An extended CONNECT's exchange stays: its tunnel is the engine's until the stream closes.
-    if (this.engine === undefined) (stream as ExchangeStream)[kExchange] = this.session;
+    if (this.engine !== undefined || (this.#state & COUNTED) !== 0) return;
+    const streams = this.#streams;
+    if ((this.#state & LISTENING) !== 0) streams.open.delete(stream);
+    else if (stream.writableLength <= SMALL_REST || stream.destroyed) {
+      this.#state |= COUNTED;
+      streams.session.streamClosed(false);
+    } else {
+      this.#state |= LISTENING;
+      stream.on("close", streams.onClose);
+    }
+  }
+
+  /**
+   * After the runner's first call: a stream not counted off yet is reported by the session's close
+   * listener from now on, with its exchange while the response runs.
+   */
+  awaitClose(): void {
+    if ((this.#state & (COUNTED | LISTENING)) !== 0) return;
+    this.#state |= LISTENING;
+    const streams = this.#streams;
+    if (!this.ended || this.engine !== undefined) streams.open.set(this.stream, this);
+    this.stream.on("close", streams.onClose);
   }
 }
+
+const LISTENING = 1;
+const COUNTED = 2;
 
 /** See {@link H2Exchange.reset} (`stream` is neither closed nor destroyed). */
 function resetOpen(stream: ServerHttp2Stream, code: number): void {
@@ -213,12 +271,13 @@ function invalidTarget(method: string, path: string | undefined): boolean {
 
 function ignore(): void {}
 
-function onStreamClose(this: ExchangeStream): void {
-  const ex = this[kExchange];
-  if (ex === undefined) return;
-  if (ex instanceof ServerSession) {
-    // The response ended before the stream closed (see H2Exchange.finish).
-    ex.streamClosed(false);
+/**
+ * A stream closed. `ex` is its exchange when the stream closed before its response ended (or it is
+ * a tunnel); `undefined` when the response ended first (see H2Exchange.finish).
+ */
+function streamClosed(session: ServerSession, ex: H2Exchange | undefined): void {
+  if (ex === undefined) {
+    session.streamClosed(false);
     return;
   }
   const peerReset = !ex.ended && !ex.resetByUs;
@@ -227,7 +286,7 @@ function onStreamClose(this: ExchangeStream): void {
     // The peer reset the stream (or the session ended) before the response did.
     if (ex.request !== undefined) cancelRequest(ex.request, "the peer reset the HTTP/2 stream");
   }
-  ex.session.streamClosed(peerReset);
+  session.streamClosed(peerReset);
 }
 
 /**
@@ -267,15 +326,16 @@ export class Http2Engine {
       this.sessions.delete(session);
       if (!session.session.destroyed) session.session.destroy();
     });
+    const streams = new H2Streams(session);
     session.session.on(
       "stream",
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
-        this.#onStream(session, stream, headers, raw),
+        this.#onStream(streams, stream, headers, raw),
     );
   }
 
   #onStream(
-    session: ServerSession,
+    streams: H2Streams,
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     raw: string[],
@@ -283,14 +343,14 @@ export class Http2Engine {
     // A stream error (the peer's RST_STREAM, a session torn down) is reported by 'close'; without an
     // 'error' listener node would throw it.
     stream.on("error", ignore);
-    session.streamOpened();
+    streams.session.streamOpened();
     const method = headers[":method"] as string;
     const path = headers[":path"];
     // An extended CONNECT (RFC 8441, `:protocol` present) targets `:path`; a plain one `:authority`.
     const protocol = method === "CONNECT" ? headers[":protocol"] : undefined;
     const ex = new H2Exchange(
       stream,
-      session,
+      streams,
       headers,
       method,
       method === "CONNECT" && protocol === undefined ? (headers[":authority"] ?? "") : (path ?? ""),
@@ -300,13 +360,10 @@ export class Http2Engine {
       ex.protocol = protocol as string;
       ex.engine = this;
     }
-    (stream as ExchangeStream)[kExchange] = ex;
-    stream.on("close", onStreamClose);
-    if (invalidTarget(method, path)) {
-      ex.reset(NGHTTP2_PROTOCOL_ERROR);
-      return;
-    }
-    this.#run(ex);
+    if (invalidTarget(method, path)) ex.reset(NGHTTP2_PROTOCOL_ERROR);
+    else this.#run(ex);
+    // Still in the stream's event: its 'close' comes on a later tick.
+    ex.awaitClose();
   }
 
   /** Streams open on every session. */
@@ -333,11 +390,8 @@ export class Http2Engine {
 }
 
 /** Resets a stream whose writes stalled past `writeTimeout` (CANCEL): the stream, not the session. */
-export function resetStalled(stream: unknown): void {
-  const s = stream as ExchangeStream;
-  const ex = s[kExchange];
-  if (ex instanceof H2Exchange) ex.reset(NGHTTP2_CANCEL);
-  else if (ex !== undefined && !s.destroyed && !s.closed) resetOpen(s, NGHTTP2_CANCEL);
+export function resetStalled(ex: H2Exchange): void {
+  ex.reset(NGHTTP2_CANCEL);
 }
 
 /** RST_STREAM codes the runners use. */

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { tls } from "../../../fixtures/tls/index.mjs";
 import { listen, serve } from "../src/index.js";
 import { h2get, Sessions } from "./h2-helpers.js";
-import { deferred, get, raw, Servers, statuses } from "./helpers.js";
+import { deferred, get, raw, Servers, statuses, waitFor } from "./helpers.js";
 
 const servers = new Servers();
 const sessions = new Sessions();
@@ -305,6 +305,47 @@ describe("serve over h2", () => {
     req.resume();
     await once(req, "end");
     expect(received).toBe(size);
+  });
+
+  it("a small response counts off its stream when it ends, before the reader has taken it", async () => {
+    const size = 10_000;
+    const server = servers.add(
+      await serve(() => new Response(200, { body: Buffer.alloc(size, "s") }), { port: 0 }),
+    );
+    // The reader's 1 KB window holds most of the body on the server's side.
+    const req = await slowReader(server.url);
+    expect(server.activeRequests).toBe(0);
+    let received = 0;
+    req.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    req.resume();
+    await once(req, "end");
+    expect(received).toBe(size);
+  });
+
+  it("idleTimeout waits for a large response to drain: no GOAWAY while its reader is slow", async () => {
+    const size = 1_000_000;
+    const server = servers.add(
+      await serve(() => new Response(200, { body: Buffer.alloc(size, "l") }), { port: 0, idleTimeout: 100 }),
+    );
+    const req = await slowReader(server.url);
+    let goaway = false;
+    req.session!.on("goaway", () => {
+      goaway = true;
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(goaway).toBe(false);
+    expect(server.activeRequests).toBe(1);
+    let received = 0;
+    req.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    req.resume();
+    await once(req, "end");
+    expect(received).toBe(size);
+    // Idle once the stream is done.
+    await waitFor(() => goaway);
   });
 
   it("writeTimeout resets a finished response that a reader stopped taking (CANCEL)", async () => {
