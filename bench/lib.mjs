@@ -51,13 +51,30 @@ export async function alternate(contenders, rounds) {
 }
 
 /**
- * Prints a markdown table: one row per case, the median of each contender, and the ratio of
- * `ours` to each other contender's median.
+ * The median over rounds of `ours[r] / other[r]`: measurements of one round ran back to back, so
+ * this ratio follows the machine's drift over a run (which moves both), where the ratio of the two
+ * medians can pair a fast stretch of one column with a slow stretch of the other. `NaN` when the
+ * rounds do not pair up or a value is missing.
+ */
+export function pairedRatio(oursValues, otherValues) {
+  if (oursValues.length !== otherValues.length || oursValues.length === 0) return Number.NaN;
+  const ratios = oursValues.map((x, i) => x / otherValues[i]);
+  return ratios.every((r) => r > 0 && Number.isFinite(r)) ? median(ratios) : Number.NaN;
+}
+
+/**
+ * Prints a markdown table: one row per case, the median of each contender, the ratio of `ours` to
+ * each other contender's median, and the same ratio taken round by round (see {@link pairedRatio}).
  */
 export function printTable(title, unit, rows, ours = "hyperwire") {
   const names = Object.keys(rows[0].results);
   const others = names.filter((n) => n !== ours);
-  const head = ["case", ...names.map((n) => `${n} (${unit})`), ...others.map((n) => `${ours}/${n}`)];
+  const head = [
+    "case",
+    ...names.map((n) => `${n} (${unit})`),
+    ...others.map((n) => `${ours}/${n}`),
+    ...others.map((n) => `${ours}/${n} per round`),
+  ];
   const lines = [`### ${title}`, "", `| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const row of rows) {
     const med = Object.fromEntries(names.map((n) => [n, median(row.results[n])]));
@@ -66,6 +83,10 @@ export function printTable(title, unit, rows, ours = "hyperwire") {
       ...names.map((n) => fmt(med[n])),
       // A contender that could not run a cell (undici has no h2c, say) has no number and no ratio.
       ...others.map((n) => (med[n] > 0 && med[ours] > 0 ? `${(med[ours] / med[n]).toFixed(2)}×` : "—")),
+      ...others.map((n) => {
+        const r = pairedRatio(row.results[ours], row.results[n]);
+        return Number.isNaN(r) ? "—" : `${r.toFixed(2)}×`;
+      }),
     ];
     lines.push(`| ${cells.join(" | ")} |`);
   }
