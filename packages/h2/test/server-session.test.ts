@@ -2,7 +2,7 @@ import { once } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import { afterEach, describe, expect, test } from "vitest";
-import { ServerSession } from "../src/server-session.js";
+import { ServerSession, type ServerSessionOptions } from "../src/server-session.js";
 import { HTTP2Settings } from "../src/settings.js";
 
 // The server session's liveness check: a quiet session is asked for a PING ACK; one that cannot
@@ -13,8 +13,15 @@ afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });
 
-/** A TCP server that runs a ServerSession on each connection; resolves with its port and sessions. */
-async function sessionServer(): Promise<{ port: number; sessions: ServerSession[]; sockets: net.Socket[] }> {
+/**
+ * A TCP server that runs a ServerSession on each connection (with `options` besides the fixed ones)
+ * and gives each stream to `onStream`; resolves with its port, sessions and sockets.
+ */
+async function sessionServer(
+  options: Partial<ServerSessionOptions> = { livenessInterval: 150, pingAckTimeout: 150 },
+  onStream: (session: ServerSession, stream: http2.ServerHttp2Stream) => void = (_s, stream) =>
+    stream.resume(),
+): Promise<{ port: number; sessions: ServerSession[]; sockets: net.Socket[] }> {
   const sessions: ServerSession[] = [];
   const sockets: net.Socket[] = [];
   const server = net.createServer((socket) => {
@@ -25,12 +32,11 @@ async function sessionServer(): Promise<{ port: number; sessions: ServerSession[
       maxHeaderListSize: 65_536,
       firstStreamTimeout: 0,
       idleTimeout: 0,
-      livenessInterval: 150,
-      pingAckTimeout: 150,
+      ...options,
     });
     s.session.on("stream", (stream) => {
       stream.on("error", () => {});
-      stream.resume();
+      onStream(s, stream);
     });
     sessions.push(s);
   });
@@ -117,41 +123,17 @@ describe("ServerSession liveness", () => {
 
 describe("ServerSession graceful close", () => {
   /**
-   * A TCP server whose sessions answer every stream with `body` and count the stream off as soon as
-   * the response is queued, as hyperwire's server does for a response that has ended (the stream
-   * itself stays open while the body drains).
+   * A server whose sessions answer every stream with `body` and count the stream off as soon as the
+   * response is queued, as hyperwire's server does for a response that has ended (the stream itself
+   * stays open while the body drains).
    */
-  async function answeringServer(
-    body: Buffer,
-    lingerTimeout: number,
-  ): Promise<{ port: number; sessions: ServerSession[]; sockets: net.Socket[] }> {
-    const sessions: ServerSession[] = [];
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      sockets.push(socket);
-      const s = new ServerSession(socket, {
-        settings: new HTTP2Settings(),
-        maxConcurrentStreams: 100,
-        maxHeaderListSize: 65_536,
-        firstStreamTimeout: 0,
-        idleTimeout: 0,
-        lingerTimeout,
-      });
-      s.session.on("stream", (stream) => {
-        stream.on("error", () => {});
-        s.streamOpened();
-        stream.respond({ ":status": 200, "content-length": body.length });
-        stream.end(body);
-        s.streamClosed(false);
-      });
-      sessions.push(s);
+  function answeringServer(body: Buffer, lingerTimeout: number) {
+    return sessionServer({ lingerTimeout }, (s, stream) => {
+      s.streamOpened();
+      stream.respond({ ":status": 200, "content-length": body.length });
+      stream.end(body);
+      s.streamClosed(false);
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    cleanup.push(() => {
-      for (const s of sessions) s.destroy();
-      server.close();
-    });
-    return { port: (server.address() as net.AddressInfo).port, sessions, sockets };
   }
 
   test("a response still draining when close() is called arrives whole, even past lingerTimeout", async () => {

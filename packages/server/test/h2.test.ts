@@ -129,6 +129,17 @@ async function slowReader(url: string): Promise<http2.ClientHttp2Stream> {
   return req;
 }
 
+/** Lets a paused reader take the rest of its response; resolves with the bytes it got. */
+async function drain(req: http2.ClientHttp2Stream): Promise<number> {
+  let received = 0;
+  req.on("data", (c: Buffer) => {
+    received += c.length;
+  });
+  req.resume();
+  await once(req, "end");
+  return received;
+}
+
 describe("serve over h2", () => {
   it("buffers the request body and echoes it; cookies are joined; Host comes from :authority", async () => {
     let seen: { cookie: string | null; host: string | null; body: string } | undefined;
@@ -298,13 +309,7 @@ describe("serve over h2", () => {
     }
     expect(server.activeRequests).toBe(1);
     expect(request?.deref()).toBeUndefined();
-    let received = 0;
-    req.on("data", (c: Buffer) => {
-      received += c.length;
-    });
-    req.resume();
-    await once(req, "end");
-    expect(received).toBe(size);
+    expect(await drain(req)).toBe(size);
   });
 
   it("a small response counts off its stream when it ends, before the reader has taken it", async () => {
@@ -315,13 +320,7 @@ describe("serve over h2", () => {
     // The reader's 1 KB window holds most of the body on the server's side.
     const req = await slowReader(server.url);
     expect(server.activeRequests).toBe(0);
-    let received = 0;
-    req.on("data", (c: Buffer) => {
-      received += c.length;
-    });
-    req.resume();
-    await once(req, "end");
-    expect(received).toBe(size);
+    expect(await drain(req)).toBe(size);
   });
 
   it("idleTimeout waits for a large response to drain: no GOAWAY while its reader is slow", async () => {
@@ -337,13 +336,7 @@ describe("serve over h2", () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(goaway).toBe(false);
     expect(server.activeRequests).toBe(1);
-    let received = 0;
-    req.on("data", (c: Buffer) => {
-      received += c.length;
-    });
-    req.resume();
-    await once(req, "end");
-    expect(received).toBe(size);
+    expect(await drain(req)).toBe(size);
     // Idle once the stream is done.
     await waitFor(() => goaway);
   });
