@@ -5,7 +5,14 @@ import type { IncomingHttpHeaders } from "node:http2";
 import { ClosedError, fromWebResponse, Headers, ProtocolError, Response } from "@hyperwire/core";
 import type { AccessLogEntry } from "./access-log.js";
 import type { RequestHandler } from "./handler.js";
-import { type H2Exchange, RESET, resetStalled, responseHeaders, trailerHeaders } from "./http2.js";
+import {
+  type H2Exchange,
+  RESET,
+  resetStalled,
+  resetUnflushed,
+  responseHeaders,
+  trailerHeaders,
+} from "./http2.js";
 import { logAccess, reportHandlerError, waitDrain } from "./io.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { makeRequest } from "./request.js";
@@ -38,7 +45,7 @@ export function respondError(ex: H2Exchange, status: number): void {
 export function guardFlush(ex: H2Exchange, writeTimeout: number): void {
   const stream = ex.stream;
   if (writeTimeout <= 0 || stream.closed) return;
-  const timer = setTimeout(resetStalled, writeTimeout, ex).unref();
+  const timer = setTimeout(resetUnflushed, writeTimeout, stream).unref();
   stream.once("close", () => clearTimeout(timer));
 }
 

@@ -172,10 +172,7 @@ export class H2Exchange {
     else if (stream.writableLength <= SMALL_REST || stream.destroyed) {
       this.#state |= COUNTED;
       streams.session.streamClosed(false);
-    } else {
-      this.#state |= LISTENING;
-      stream.on("close", streams.onClose);
-    }
+    } else this.#listen(false);
   }
 
   /**
@@ -183,10 +180,14 @@ export class H2Exchange {
    * listener from now on, with its exchange while the response runs.
    */
   awaitClose(): void {
-    if ((this.#state & (COUNTED | LISTENING)) !== 0) return;
+    if ((this.#state & (COUNTED | LISTENING)) === 0) this.#listen(!this.ended || this.engine !== undefined);
+  }
+
+  /** The session's close listener reports this stream; `withExchange`: a peer reset finds this exchange. */
+  #listen(withExchange: boolean): void {
     this.#state |= LISTENING;
     const streams = this.#streams;
-    if (!this.ended || this.engine !== undefined) streams.open.set(this.stream, this);
+    if (withExchange) streams.open.set(this.stream, this);
     this.stream.on("close", streams.onClose);
   }
 }
@@ -392,6 +393,14 @@ export class Http2Engine {
 /** Resets a stream whose writes stalled past `writeTimeout` (CANCEL): the stream, not the session. */
 export function resetStalled(ex: H2Exchange): void {
   ex.reset(NGHTTP2_CANCEL);
+}
+
+/**
+ * {@link resetStalled} for a response that has ended: takes the stream, so that a pending
+ * `writeTimeout` does not keep the exchange and its request alive while the rest drains.
+ */
+export function resetUnflushed(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed && !stream.closed) resetOpen(stream, NGHTTP2_CANCEL);
 }
 
 /** RST_STREAM codes the runners use. */
