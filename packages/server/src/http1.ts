@@ -3,6 +3,7 @@
 // can take connections from the same listener later without touching the per-request path.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { httpDate } from "./http-date.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { cancelRequest, finishRequest, type ServerRequest } from "./request.js";
 
@@ -115,7 +116,7 @@ export function rawError(socket: Socket, status: number): void {
   }
   const reason = http.STATUS_CODES[status] ?? "Error";
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date().toUTCString()}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    `HTTP/1.1 ${status} ${reason}\r\nDate: ${httpDate()}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
   );
   socket.resume();
   destroyLater(socket);

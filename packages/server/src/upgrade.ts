@@ -13,6 +13,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { fromWebResponse, type Request, Response, statusText } from "@hyperwire/core";
 import type { RequestHandler } from "./handler.js";
+import { httpDate } from "./http-date.js";
 import { type Conn, headStatus, rawError, scanHead } from "./http1.js";
 import type { H2Exchange } from "./http2.js";
 import { reportHandlerError } from "./io.js";
@@ -131,7 +132,7 @@ async function writeRaw(socket: Socket, res: Response): Promise<void> {
     if (lower === "content-length" || lower === "connection" || lower === "transfer-encoding") continue;
     head += `${name}: ${value}\r\n`;
   }
-  head += `Date: ${new Date().toUTCString()}\r\nConnection: close\r\nContent-Length: ${body.byteLength}\r\n\r\n`;
+  head += `Date: ${httpDate()}\r\nConnection: close\r\nContent-Length: ${body.byteLength}\r\n\r\n`;
   socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
 }
 

@@ -214,6 +214,39 @@ describe("serve over h2", () => {
     expect([n304.status, n304.body.length, n304.headers.etag]).toEqual([304, 0, '"x"']);
   });
 
+  it("every response carries one Date, the handler's own when it set one (serve and listen)", async () => {
+    const own = "Tue, 01 Jan 2030 00:00:00 GMT";
+    const buffered = servers.add(
+      await serve(
+        (req) => new Response(200, { headers: req.target === "/own" ? { Date: own } : {}, body: "x" }),
+        { port: 0 },
+      ),
+    );
+    const streamed = servers.add(
+      await listen(
+        async (stream) => {
+          if (stream.request.target === "/own") stream.setHeader("Date", own);
+          await stream.write("x");
+        },
+        { port: 0 },
+      ),
+    );
+    const dates = (url: string, path: string) => {
+      const req = sessions.connect(url).request({ ":path": path });
+      req.resume();
+      return once(req, "response").then((args) => {
+        const raw = args[2] as string[];
+        return raw.filter((_, i) => i % 2 === 1 && raw[i - 1] === "date");
+      });
+    };
+    for (const server of [buffered, streamed]) {
+      const [ours] = await dates(server.url, "/");
+      expect(ours).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+      expect(Math.abs(Date.parse(ours!) - Date.now())).toBeLessThan(5_000);
+      expect(await dates(server.url, "/own")).toEqual([own]);
+    }
+  });
+
   it("writes string, bytes and streamed bodies, with trailers, and strips connection-specific headers", async () => {
     const server = servers.add(
       await serve(
