@@ -182,6 +182,12 @@ async function main() {
       "req/s",
       rows,
     );
+    // Every round's figure, in the order measured: the spread behind each median.
+    const rounds = rows.map(
+      (row) =>
+        `${row.name}: ${KINDS.map((k) => `${k} ${row.results[k].map((x) => Math.round(x)).join(" ")}`).join("; ")}`,
+    );
+    console.log(`Each round (req/s): ${rounds.join(" | ")}\n`);
     if (cpuRows.every((row) => Object.values(row.results).flat().every(Number.isFinite))) {
       printTable(
         "h2-server: requests per second of server CPU time (same runs, median)",
