@@ -246,11 +246,10 @@ function isConnectionSpecific(name: string): boolean {
 /**
  * The HTTP/2 header object for a response: `:status`, lower-case names, several values as an
  * array, connection-specific fields dropped, and `date` unless the handler set one. A plain object
- * literal (not a dictionary) keeps node's header serialisation on its fast path. The Date is ours:
- * node:http2 adds the same value when it is missing, but in this server's process that store took
- * about 5 % of a small response's CPU (in a bare node:http2 server, next to nothing: a JIT effect
- * not pinned down; bench/README.md, session 11). `date` is in the literal so that every header
- * object takes one shape.
+ * literal (not a dictionary) keeps node's header serialisation on its fast path; `date` is in it so
+ * that every header object takes one shape. The Date is ours because node:http2's own store of it
+ * took about 5 % of a small response's CPU in this server (cause not pinned down: bench/README.md,
+ * h2-server, session 11).
  */
 export function responseHeaders(headers: Headers, status: number): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = { ":status": status, date: undefined };
