@@ -182,12 +182,21 @@ export function reportProfile(file, top = 20) {
 }
 
 /**
- * Runs `concurrency` loops of `one()` (a promise of the body size) for `warmup` s uncounted, then
- * `seconds` s counted, checking every size against `expect`, and writes one JSON line
+ * Runs `concurrency` loops of `one()` for `warmup` s uncounted, then `seconds` s counted, checking
+ * the body size of every result (`sizeOf(result)`; by default the result is the size) against
+ * `expect`, and writes one JSON line
  * `{rps, cpuRps, count, seconds}` on stdout: what every load process of a client benchmark reports.
  * Exits the process with 1 (after printing the error) when a request fails or reads the wrong size.
  */
-export async function measureLoad({ one, expect, seconds, warmup, concurrency, label }) {
+export async function measureLoad({
+  one,
+  sizeOf = (size) => size,
+  expect,
+  seconds,
+  warmup,
+  concurrency,
+  label,
+}) {
   let measuring = false;
   let stopped = false;
   let count = 0;
@@ -197,7 +206,7 @@ export async function measureLoad({ one, expect, seconds, warmup, concurrency, l
   let cpu = { user: 0, system: 0 };
   async function loop() {
     while (!stopped) {
-      const size = await one();
+      const size = sizeOf(await one());
       if (size !== expect) throw new Error(`${label}: read ${size} bytes, expected ${expect}`);
       if (measuring) count++;
     }

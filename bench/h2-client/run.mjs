@@ -4,7 +4,10 @@
 // measurement is a fresh process running one client only (load.mjs). Contenders alternate within each
 // cell; the tables show medians and ratios of requests per second and per second of client CPU time.
 // Goal: hyperwire ≥ 0.95× raw. Env: SECONDS (default 2), WARMUP (0.5), ROUNDS (5), CELLS
-// ("h2c,tls"), CLIENTS ("hyperwire,raw,undici"), CONCURRENCY (100).
+// ("h2c,tls"), CLIENTS ("hyperwire,raw,undici"), CONCURRENCY (100), BENCH_PIN ("none" to not pin).
+// Pinning (when taskset is there), as the server benchmarks do: the server on the last core, the
+// client on core 0. Unpinned, the scheduler sometimes puts both on one core: the same contender then
+// read 32k–42k req/s from one process to the next, a spread larger than the gap being measured.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -12,7 +15,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { alternate, printTable } from "../lib.mjs";
+import { alternate, LAST_CPU, PIN, pinned, printTable } from "../lib.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const SECONDS = Number(process.env.SECONDS ?? 2);
@@ -25,9 +28,8 @@ const CELL_NAMES = { h2c: "GET 11 B, h2c", tls: "GET 11 B, TLS" };
 const run = promisify(execFile);
 
 async function startServer(mode) {
-  const child = spawn(process.execPath, [`${here}server.mjs`, mode], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const [cmd, args] = pinned(LAST_CPU, process.execPath, [`${here}server.mjs`, mode]);
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
   const [line] = await once(createInterface({ input: child.stdout }), "line");
   return { child, origin: `${mode === "tls" ? "https" : "http"}://127.0.0.1:${Number(line)}` };
 }
@@ -35,9 +37,8 @@ async function startServer(mode) {
 /** One measurement in a fresh process: req/s; records req per CPU-second. A client that fails counts 0. */
 async function measure(origin, client, extra) {
   try {
-    const { stdout } = await run(process.execPath, [`${here}load.mjs`, client, origin, SECONDS, WARMUP], {
-      env: { ...process.env, CONCURRENCY: String(CONCURRENCY) },
-    });
+    const [cmd, args] = pinned(0, process.execPath, [`${here}load.mjs`, client, origin, SECONDS, WARMUP]);
+    const { stdout } = await run(cmd, args, { env: { ...process.env, CONCURRENCY: String(CONCURRENCY) } });
     const { rps, cpuRps } = JSON.parse(stdout);
     extra?.cpuRps.push(cpuRps);
     return rps;
@@ -82,7 +83,8 @@ for (const cell of CELLS) {
 }
 const setup =
   `${CONCURRENCY} in flight on one connection, ${SECONDS} s after ${WARMUP} s warm-up × ${ROUNDS} rounds (median), ` +
-  `Node ${process.version}, undici ${undiciVersion()}, ${os.cpus().length} cores`;
+  `Node ${process.version}, undici ${undiciVersion()}, ${os.cpus().length} cores, ` +
+  `${PIN ? `server on core ${LAST_CPU}, client on core 0` : "unpinned"}`;
 printTable(`h2-client: requests/s, ${setup}`, "req/s", rows);
 printTable("h2-client: requests per second of client CPU time (user + system)", "req/CPU-s", cpuRows);
 console.log(`Lowest–highest req/s and failures: ${notes.join("; ")}\n`);
