@@ -7,10 +7,11 @@
 // Each measurement is a fixed number of requests (h2load -n), not a duration: h2load 1.52's timed
 // mode (-D) now and then never finishes over TLS with 100 KB responses in flight when time is up
 // (against node's own server as well), which would hang the run.
-// Env: BENCH_SCALE (request counts × this, default 1: 100 000 for /tiny, 20 000 for /large, about
-// 2 s each here), BENCH_ROUNDS (default 5), BENCH_ROUTES ("/tiny,/large"), BENCH_MODES ("h2c,tls"),
-// BENCH_PIN=none to not pin, BENCH_FRESH=1 to run every measurement on a fresh server process
-// (warmed up first): as in server-h1, one process of the same server now and then runs 10–25 %
+// Env: BENCH_SCALE (request counts × this, default 1: 300 000 for /tiny, 60 000 for /large, 1.5–4 s
+// each here; a third of that ran h2c /large in under half a second, and its rounds spread 36k–50k
+// req/s for either server), BENCH_ROUNDS (default 5), BENCH_ROUTES ("/tiny,/large"), BENCH_MODES
+// ("h2c,tls"), BENCH_PIN=none to not pin, BENCH_FRESH=1 to run every measurement on a fresh server
+// process (warmed up first): as in server-h1, one process of the same server now and then runs 10–25 %
 // slower than the next for its whole life, which a long-lived process turns into a column of low cells.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -93,7 +94,7 @@ if (process.argv[2] === "serve") {
 async function main() {
   const here = new URL(import.meta.url).pathname;
   const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-  const REQUESTS = { "/tiny": 100_000, "/large": 20_000 };
+  const REQUESTS = { "/tiny": 300_000, "/large": 60_000 };
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
   const ROUTES = (process.env.BENCH_ROUTES ?? "/tiny,/large").split(",");
   const MODES = (process.env.BENCH_MODES ?? "h2c,tls").split(",");
@@ -177,7 +178,7 @@ async function main() {
       }
     }
     printTable(
-      `h2-server: requests/s, h2load -t1 -c64 -m10 -n (100k /tiny, 20k /large) × ${SCALE}, ${ROUNDS} rounds (median)${FRESH ? ", a fresh server process per measurement" : ""}, Node ${process.version}, ` +
+      `h2-server: requests/s, h2load -t1 -c64 -m10 -n (${REQUESTS["/tiny"] / 1000}k /tiny, ${REQUESTS["/large"] / 1000}k /large) × ${SCALE}, ${ROUNDS} rounds (median)${FRESH ? ", a fresh server process per measurement" : ""}, Node ${process.version}, ` +
         `${os.cpus().length} cores, ${PIN ? `servers on core ${LAST_CPU}, load on core 0` : "unpinned"}`,
       "req/s",
       rows,
