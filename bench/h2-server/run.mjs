@@ -7,7 +7,7 @@
 // Each measurement is a fixed number of requests (h2load -n), not a duration: h2load 1.52's timed
 // mode (-D) now and then never finishes over TLS with 100 KB responses in flight when time is up
 // (against node's own server as well), which would hang the run.
-// Env: BENCH_SCALE (request counts × this, default 1: 300 000 for /tiny, 60 000 for /large, 1.5–4 s
+// Env: BENCH_SCALE (request counts × this, default 1: 300 000 for /tiny, 60 000 for /large, 1.2–4 s
 // each here; a third of that ran h2c /large in under half a second, and its rounds spread 36k–50k
 // req/s for either server), BENCH_ROUNDS (default 5), BENCH_ROUTES ("/tiny,/large"), BENCH_MODES
 // ("h2c,tls"), BENCH_PIN=none to not pin, BENCH_FRESH=1 to run every measurement on a fresh server
