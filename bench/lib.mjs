@@ -184,9 +184,9 @@ export function reportProfile(file, top = 20) {
 /**
  * Runs `concurrency` loops of `one()` for `warmup` s uncounted, then `seconds` s counted, checking
  * the body size of every result (`sizeOf(result)`; by default the result is the size) against
- * `expect`, and writes one JSON line
- * `{rps, cpuRps, count, seconds}` on stdout: what every load process of a client benchmark reports.
- * Exits the process with 1 (after printing the error) when a request fails or reads the wrong size.
+ * `expect`, and writes one JSON line `{rps, cpuRps, count, seconds}` on stdout: what every load
+ * process of a client benchmark reports. Exits the process with 1 (after printing the error) when a
+ * request fails or reads the wrong size.
  */
 export async function measureLoad({
   one,
