@@ -8,7 +8,7 @@ import http2 from "node:http2";
 import { tls } from "../../fixtures/tls/index.mjs";
 import { measureLoad } from "../lib.mjs";
 
-const [clientName, origin, secondsArg = "2", warmupArg = "0.5"] = process.argv.slice(2);
+const [clientName, origin, secondsArg = "3", warmupArg = "1.5"] = process.argv.slice(2);
 const SECONDS = Number(secondsArg);
 const WARMUP = Number(warmupArg);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 100);

@@ -17,7 +17,7 @@
 import { performance } from "node:perf_hooks";
 import { ballast } from "../lib.mjs";
 
-const [impl, scenario, base, secondsArg = "1", warmupArg = "0.5"] = process.argv.slice(2);
+const [impl, scenario, base, secondsArg = "3", warmupArg = "2"] = process.argv.slice(2);
 // An application-sized heap for both contenders (see ballast in ../lib.mjs); BENCH_HEAP_MB=0 for none.
 ballast(Number(process.env.BENCH_HEAP_MB ?? 32));
 const SECONDS = Number(secondsArg);
