@@ -240,7 +240,9 @@ export async function measureLoad({
  * to external memory (large Buffers) differently in a heap of a few MB: one whose size falls in a
  * narrow band starts an incremental mark-compact every ~14 ms when large messages stream through it,
  * whichever library it runs (measured with raw ws: about 4 MB of extra heap put it in that band, 60
- * mark-compacts in 2 s and 35 % less throughput; 16 MB or more, and neither contender ever gets there).
+ * mark-compacts in 2 s and 35 % less throughput). There is more than one such band: with 16 MB here
+ * the raw ws client of a 1 MiB send still lands in one (12 mark-compacts in 5 s, against 1), with
+ * 32 MB the hyperwire client does (17 against 1); with 48 or 64 MB neither (session 13).
  * A benchmark process with a realistic heap measures the library, not where its import size lands.
  */
 export function ballast(mb) {

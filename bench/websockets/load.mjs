@@ -19,7 +19,7 @@ import { ballast } from "../lib.mjs";
 
 const [impl, scenario, base, secondsArg = "3", warmupArg = "2"] = process.argv.slice(2);
 // An application-sized heap for both contenders (see ballast in ../lib.mjs); BENCH_HEAP_MB=0 for none.
-ballast(Number(process.env.BENCH_HEAP_MB ?? 32));
+ballast(Number(process.env.BENCH_HEAP_MB ?? 64));
 const SECONDS = Number(secondsArg);
 const WARMUP = Number(warmupArg);
 const HIGH_WATER = 64 * 1024;

@@ -15,7 +15,7 @@ import { ballast } from "../lib.mjs";
 
 const impl = process.argv[2];
 // An application-sized heap for both contenders (see ballast in ../lib.mjs); BENCH_HEAP_MB=0 for none.
-ballast(Number(process.env.BENCH_HEAP_MB ?? 32));
+ballast(Number(process.env.BENCH_HEAP_MB ?? 64));
 const HOST = "127.0.0.1";
 const HIGH_WATER = 64 * 1024;
 const PUSHED = Buffer.alloc(16, "p");
