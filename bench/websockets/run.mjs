@@ -29,7 +29,7 @@ const here = new URL(".", import.meta.url).pathname;
 // A measurement is 3 s of a process's steady state, after 2 s of warm-up. Until session 13 it was 1 s
 // after 0.5 s: a window that still held the young process's optimising compiler and first
 // collections, which run on the one core the two processes share. Its p99 latency read 1.05–1.15×
-// from one run to the next; in the longer window, 1.02–1.04× (bench/README.md, session 13).
+// from one run to the next; in the longer window, 1.01–1.06× (bench/README.md, session 13).
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const WARMUP = Number(process.env.WARMUP ?? 2);
 // 5 rounds (until session 13: 3): the 1 MiB send moves ±15 % from one process to the next (ws read
